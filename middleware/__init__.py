@@ -1,0 +1,1 @@
+"""Herald's dramatiq layer: the broker shaped to the contract's topology, and the middleware that carries policy (priority, failure handling, logging context, database connections); see build_stack."""

@@ -1,0 +1,133 @@
+"""dramatiq's RabbitMQ broker, shaped to the contract's topology.
+
+dramatiq declares one queue per actor queue plus ``.DQ`` (delays) and ``.XQ`` (dead letters) and
+publishes through the default exchange. Herald needs the ``notifications.direct`` exchange with
+bound queues carrying the contract's arguments, one shared ``failed.queue`` instead of the
+``.XQ`` queues, and AMQP properties (priority, correlation id, message id, timestamp, content
+type) on every message. The overrides below are of dramatiq 2.2's private hooks, so dramatiq is
+pinned; re-read ``dramatiq/brokers/rabbitmq.py`` on upgrade.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+
+import pika
+import pika.exceptions
+from dramatiq.brokers.rabbitmq import MAX_ENQUEUE_ATTEMPTS, RabbitmqBroker
+from dramatiq.common import current_millis, dq_name, q_name
+from dramatiq.errors import ConnectionClosed
+from dramatiq.message import Message
+
+from middleware import topology as queues
+
+#: Connection defaults added to the URL unless it sets them: fail fast when RabbitMQ is away (a
+#: publish must turn into a 503 within seconds) and never block forever on a memory alarm.
+URL_DEFAULTS = {
+    "heartbeat": "60",
+    "blocked_connection_timeout": "5",
+    "connection_attempts": "1",
+    "socket_timeout": "3",
+    "stack_timeout": "5",
+}
+
+
+def with_defaults(url: str) -> str:
+    parsed = urlparse(url)
+    query = dict(parse_qsl(parsed.query))
+    for key, value in URL_DEFAULTS.items():
+        query.setdefault(key, value)
+    return urlunparse(parsed._replace(query=urlencode(query)))
+
+
+class HeraldBroker(RabbitmqBroker):
+    """A RabbitmqBroker that declares and publishes through the contract's topology."""
+
+    def __init__(self, *, url: str, middleware=None) -> None:
+        super().__init__(url=with_defaults(url), confirm_delivery=True, max_priority=queues.MAX_PRIORITY,
+                         middleware=middleware)
+
+    # -- declarations -------------------------------------------------------------------------
+
+    def declare_topology(self) -> None:
+        """Create every exchange, queue and binding of the contract now (not lazily)."""
+        for queue in queues.ALL_QUEUES:
+            self.declare_queue(queue, ensure=True)
+            self.queues_pending.add(queue)
+            self._ensure_queue(queue)
+
+    def _declare_queue(self, queue_name):
+        channel = self.channel
+        channel.exchange_declare(exchange=queues.EXCHANGE, exchange_type="direct", durable=True)
+        ok = channel.queue_declare(queue=queue_name, durable=True,
+                                   arguments=queues.queue_arguments(queue_name))
+        if queue_name in queues.ROUTING_KEYS:
+            channel.queue_bind(queue=queue_name, exchange=queues.EXCHANGE,
+                               routing_key=queues.ROUTING_KEYS[queue_name])
+        return ok
+
+    def _declare_dq_queue(self, queue_name):
+        arguments = dict(queues.DELAY_QUEUE_ARGUMENTS) if queue_name in queues.ROUTING_KEYS else {}
+        return self.channel.queue_declare(queue=dq_name(queue_name), durable=True, arguments=arguments)
+
+    def _declare_xq_queue(self, queue_name):
+        channel = self.channel
+        ok = channel.queue_declare(queue=queues.FAILED_QUEUE, durable=True, arguments={})
+        channel.queue_bind(queue=queues.FAILED_QUEUE, exchange=queues.EXCHANGE,
+                           routing_key=queues.ROUTING_KEYS[queues.FAILED_QUEUE])
+        return ok
+
+    def flush(self, queue_name: str) -> None:
+        for name in (queue_name, dq_name(queue_name)):
+            try:
+                self.channel.queue_purge(name)
+            except pika.exceptions.AMQPChannelError:
+                del self.channel
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def _target(self, queue_name: str) -> tuple[str, str]:
+        """(exchange, routing key) for a publish: bound queues through the exchange."""
+        if queue_name in queues.ROUTING_KEYS:
+            return queues.EXCHANGE, queues.ROUTING_KEYS[queue_name]
+        return "", queue_name
+
+    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
+        """dramatiq's enqueue (2.2.1), publishing via the exchange with the contract's properties."""
+        canonical = message.queue_name
+        queue_name = canonical
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
+        exchange, routing_key = self._target(queue_name)
+        attempts = 0
+        while True:
+            try:
+                self.declare_queue(canonical, ensure=True)
+                self.emit_before("enqueue", message, delay)
+                self.channel.basic_publish(
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    body=message.encode(),
+                    properties=pika.BasicProperties(
+                        delivery_mode=2,
+                        priority=message.options.get("broker_priority"),
+                        correlation_id=message.options.get("correlation_id"),
+                        message_id=message.message_id,
+                        timestamp=message.message_timestamp // 1000,
+                        content_type="application/json",
+                    ),
+                    mandatory=True,
+                )
+                self.emit_after("enqueue", message, delay)
+                return message
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as e:
+                del self.connection
+                if isinstance(e, pika.exceptions.UnroutableError):
+                    self.queues_pending.add(q_name(queue_name))
+                attempts += 1
+                # A nack is RabbitMQ refusing the message (full queue): retrying will not help.
+                if attempts >= MAX_ENQUEUE_ATTEMPTS or isinstance(e, pika.exceptions.NackError):
+                    raise ConnectionClosed(e) from None
+                if isinstance(e, pika.exceptions.AMQPConnectionError) and attempts >= 2:
+                    raise ConnectionClosed(e) from None

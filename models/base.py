@@ -1,0 +1,102 @@
+"""Database plumbing: one proxy per service's data, bound at start to the URL that service was given.
+
+The design gives each service its own database (users, templates, notifications). The three
+proxies let each service point at its own; when the URLs are equal they share one pooled database
+object, so a small install needs one PostgreSQL database and one pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlparse
+
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+users_db = peewee.DatabaseProxy()
+templates_db = peewee.DatabaseProxy()
+notifications_db = peewee.DatabaseProxy()
+
+#: Connections one process may hold per database; web executors and worker threads stay below it.
+POOL_SIZE = 20
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC: what the ``timestamp`` columns store, and what :func:`iso` turns back into ISO 8601."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """ISO 8601 with an explicit ``Z``, so a client never guesses the zone."""
+    return None if value is None else value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def connect_url(url: str) -> peewee.Database:
+    """A pooled database for a ``postgresql://`` or ``sqlite:///path`` URL; nothing connects yet."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:] if parsed.path.startswith("//") else parsed.path) or ":memory:"
+        return PooledSqliteDatabase(
+            path, max_connections=POOL_SIZE, timeout=10,
+            pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000},
+            check_same_thread=False,
+        )
+    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    return PooledPostgresqlDatabase(
+        unquote(parsed.path.lstrip("/")) or "herald",
+        user=unquote(parsed.username) if parsed.username else None,
+        password=unquote(parsed.password) if parsed.password else None,
+        host=parsed.hostname or None,
+        port=parsed.port or 5432,
+        max_connections=POOL_SIZE,
+        stale_timeout=300,
+        timeout=10,
+        connect_timeout=int(query.pop("connect_timeout", 3)),
+        **query,
+    )
+
+
+@dataclass(frozen=True)
+class Databases:
+    """The databases one process uses, keyed by the service that owns the data."""
+
+    users: peewee.Database | None
+    templates: peewee.Database | None
+    notifications: peewee.Database | None
+
+    def distinct(self) -> list[peewee.Database]:
+        seen: list[peewee.Database] = []
+        for db in (self.users, self.templates, self.notifications):
+            if db is not None and all(db is not s for s in seen):
+                seen.append(db)
+        return seen
+
+    def close(self) -> None:
+        for db in self.distinct():
+            db.close_all() if hasattr(db, "close_all") else db.close()
+
+
+def bind_databases(*, users: str | None = None, templates: str | None = None,
+                   notifications: str | None = None) -> Databases:
+    """Point the proxies at the given URLs (``None`` leaves a proxy unbound) and return the objects."""
+    made: dict[str, peewee.Database] = {}
+
+    def get(url: str | None) -> peewee.Database | None:
+        if url is None:
+            return None
+        if url not in made:
+            made[url] = connect_url(url)
+        return made[url]
+
+    dbs = Databases(users=get(users), templates=get(templates), notifications=get(notifications))
+    for proxy, db in ((users_db, dbs.users), (templates_db, dbs.templates),
+                      (notifications_db, dbs.notifications)):
+        if db is not None:
+            proxy.initialize(db)
+    return dbs

@@ -1,0 +1,1 @@
+"""The only place queries live: one module per entity."""

@@ -1,0 +1,130 @@
+"""Queries on NOTIFICATION_STATUS, and the Redis status hash that mirrors it.
+
+PostgreSQL is the record (history, attempts, listing); the Redis hash ``notification:<id>`` is
+the fast copy the design keeps for seven days. Both are written through :class:`StatusWriter`
+(workers, synchronous) or :func:`status_hash` (gateway, asynchronous), so their shape is defined
+once here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import peewee
+
+from models.base import iso, utcnow
+from models.keys import STATUS_TTL_S, Keys
+from models.notification import DELIVERED, FAILED, PENDING, Notification
+
+
+def status_hash(*, notification_id: str, status: str, created_at: str, updated_at: str,
+                error: str | None = None, retry_count: int = 0) -> dict[str, str]:
+    """The Redis hash fields of a notification's status (design, Redis data model)."""
+    return {
+        "notification_id": notification_id,
+        "status": status,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "error": error or "",
+        "retry_count": str(retry_count),
+    }
+
+
+def create(**fields: Any) -> Notification:
+    return Notification.create(**fields)
+
+
+def delete(notification_id: str) -> None:
+    Notification.delete().where(Notification.notification_id == notification_id).execute()
+
+
+def get(notification_id: str) -> Notification | None:
+    return Notification.get_or_none(Notification.notification_id == notification_id)
+
+
+def get_by_request(caller: str, request_id: str) -> Notification | None:
+    return Notification.get_or_none((Notification.caller == caller) & (Notification.request_id == request_id))
+
+
+def listing(*, user_id: str | None, status: str | None, notification_type: str | None, page: int,
+            limit: int) -> tuple[int, list[Notification]]:
+    query = Notification.select()
+    if user_id:
+        query = query.where(Notification.user_id == user_id)
+    if status:
+        query = query.where(Notification.status == status)
+    if notification_type:
+        query = query.where(Notification.notification_type == notification_type)
+    total = query.count()
+    rows = list(query.order_by(Notification.created_at.desc(), Notification.id)
+                .paginate(page, limit))
+    return total, rows
+
+
+def record_attempt(notification_id: str, *, outcome: str, error: str | None = None,
+                   status: str | None = None, at: dt.datetime | None = None) -> Notification | None:
+    """Append an attempt to the history and, when given, move the status; returns the row.
+
+    Locks the row so two workers (a redelivery racing the original) cannot lose each other's
+    attempt. ``retry_count`` is derived: attempts made minus one.
+    """
+    at = at or utcnow()
+    query = Notification.select().where(Notification.notification_id == notification_id)
+    if isinstance(Notification._meta.database.obj, peewee.PostgresqlDatabase):
+        query = query.for_update()
+    row = query.first()
+    if row is None:
+        return None
+    attempts = list(row.attempts or [])
+    attempts.append({"time": iso(at), "outcome": outcome, "error": error})
+    row.attempts = attempts
+    row.retry_count = max(0, sum(1 for a in attempts if a["outcome"] != "receipt") - 1)
+    row.updated_at = at
+    if status is not None:
+        row.status = status
+        row.error = error if status == FAILED else None
+        if status == DELIVERED:
+            row.delivered_at = at
+    row.save()
+    return row
+
+
+def set_status(notification_id: str, *, status: str, error: str | None = None,
+               at: dt.datetime | None = None) -> Notification | None:
+    """A status set from outside the pipeline (a provider receipt or an operator's replay)."""
+    return record_attempt(notification_id, outcome="receipt", error=error, status=status, at=at)
+
+
+class StatusWriter:
+    """Writes a notification's outcome to PostgreSQL, then to the Redis hash (workers' side)."""
+
+    def __init__(self, *, redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    def current_status(self, notification_id: str) -> str | None:
+        status = self.redis.hget(self.keys.notification(notification_id), "status")
+        if status:
+            return status
+        row = get(notification_id)
+        return row.status if row else None
+
+    def record(self, notification_id: str, *, outcome: str, status: str | None,
+               error: str | None = None) -> Notification | None:
+        row = record_attempt(notification_id, outcome=outcome, error=error, status=status)
+        if row is not None:
+            self.mirror(row)
+        return row
+
+    def mirror(self, row: Notification) -> None:
+        key = self.keys.notification(row.notification_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, mapping=status_hash(
+            notification_id=row.notification_id, status=row.status, created_at=iso(row.created_at),
+            updated_at=iso(row.updated_at), error=row.error, retry_count=row.retry_count))
+        pipe.expire(key, STATUS_TTL_S)
+        pipe.execute()
+
+
+__all__ = ["DELIVERED", "FAILED", "PENDING", "StatusWriter", "status_hash"]

@@ -1,0 +1,39 @@
+"""Redis key names, in one place; the design's names, behind an optional prefix.
+
+The prefix (``REDIS_KEY_PREFIX``, empty by default) lets test runs and several installs share one
+Redis without colliding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Lifetimes from the design's Redis model.
+USER_TTL_S = 3600
+TEMPLATE_TTL_S = 3600
+IDEMPOTENCY_TTL_S = 24 * 3600
+STATUS_TTL_S = 7 * 24 * 3600
+RATE_WINDOW_S = 3600
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = ""
+
+    def user(self, user_id: str) -> str:
+        return f"{self.prefix}user:{user_id}"
+
+    def template(self, code: str, language: str) -> str:
+        return f"{self.prefix}template:{code}:{language}"
+
+    def notification(self, notification_id: str) -> str:
+        return f"{self.prefix}notification:{notification_id}"
+
+    def request(self, caller: str, request_id: str) -> str:
+        return f"{self.prefix}request_id:{caller}:{request_id}"
+
+    def rate_limit(self, user_id: str, channel: str) -> str:
+        return f"{self.prefix}rate_limit:{user_id}:{channel}"
+
+    def circuit(self, name: str) -> str:
+        return f"{self.prefix}circuit:{name}"

@@ -1,0 +1,73 @@
+"""Fixtures on the real services: each test gets its own database, Redis key prefix and, where it
+publishes, its own RabbitMQ vhost; all are dropped afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.base import bind_databases
+from models.migrations import migrate
+from settings import Settings
+from tests.support import resources
+
+JWT_SECRET = "test-secret-for-herald-0123456789"
+
+
+@pytest.fixture(scope="session")
+def migrated_template():
+    """A migrated database, copied (cheaply) for every test that needs one."""
+    with resources.postgres_database() as url:
+        dbs = bind_databases(users=url, templates=url, notifications=url)
+        migrate(dbs)
+        dbs.close()
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def database_url(migrated_template):
+    with resources.postgres_database(template=migrated_template) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_prefix():
+    with resources.redis_prefix() as prefix:
+        yield prefix
+
+
+@pytest.fixture(scope="session")
+def session_vhost():
+    """One vhost for tests that only publish; tests that need empty queues take ``rabbit_vhost``."""
+    with resources.rabbit_vhost() as (url, _):
+        yield url
+
+
+@pytest.fixture
+def rabbit_vhost():
+    with resources.rabbit_vhost() as (url, name):
+        yield url, name
+
+
+def make_env(*, database_url: str, redis_prefix: str, rabbitmq_url: str | None = None,
+             **overrides: str) -> dict[str, str]:
+    """The environment of a Herald process under test, on the real services."""
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": resources.REDIS_URL,
+        "REDIS_KEY_PREFIX": redis_prefix,
+        "RABBITMQ_URL": rabbitmq_url or "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "JWT_SECRET": JWT_SECRET,
+        "LOG_LEVEL": "INFO",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def env(database_url, redis_prefix, session_vhost):
+    return make_env(database_url=database_url, redis_prefix=redis_prefix, rabbitmq_url=session_vhost)
+
+
+@pytest.fixture
+def settings(env) -> Settings:
+    return Settings.from_env(env)

@@ -1,0 +1,51 @@
+import pytest
+
+from settings import Settings, SettingsError
+
+BASE = {"JWT_SECRET": "x" * 32}
+
+
+def test_defaults_follow_the_contract():
+    s = Settings.from_env(BASE)
+    assert s.database_url == "postgresql://localhost/herald"
+    assert s.users_database_url == s.database_url
+    assert s.redis_url == "redis://localhost:6379/0"
+    assert s.rabbitmq_url == "amqp://guest:guest@localhost:5672/%2F"
+    assert (s.retry_max, s.retry_backoff_unit_ms, s.rate_limit_per_hour) == (5, 1000, 100)
+    assert (s.circuit_failure_threshold, s.circuit_recovery_timeout_s, s.circuit_success_threshold) == (5, 60, 2)
+    assert s.mail_from == "Herald <no-reply@localhost>"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("RETRY_MAX", "five"), ("SMTP_PORT", "70000"), ("SMTP_SSL", "maybe"), ("REDIS_URL", "localhost:6379"),
+     ("RATE_LIMIT_PER_HOUR", "-1"), ("LOG_LEVEL", "LOUD"), ("DATABASE_URL", "mysql://x/y")],
+)
+def test_malformed_values_name_the_variable(name, value):
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({**BASE, name: value})
+    assert str(err.value).startswith(f"{name}:")
+    assert "\n" not in str(err.value)
+
+
+def test_jwt_secret_required_outside_embedded_mode():
+    with pytest.raises(SettingsError, match="^JWT_SECRET:"):
+        Settings.from_env({})
+    assert Settings.from_env({}, embedded=True).redis_url is None
+
+
+def test_limits_accept_zero_and_large_values():
+    s = Settings.from_env({**BASE, "RATE_LIMIT_PER_HOUR": "1000000000", "DLQ_ALERT_THRESHOLD": "0"})
+    assert (s.rate_limit_per_hour, s.dlq_alert_threshold) == (10**9, 0)
+
+
+def test_booleans_accept_the_contract_spellings():
+    for raw, expected in [("yes", True), ("1", True), ("TRUE", True), ("no", False), ("0", False)]:
+        assert Settings.from_env({**BASE, "SMTP_STARTTLS": raw}).smtp_starttls is expected
+
+
+def test_redacted_hides_secrets():
+    s = Settings.from_env({**BASE, "SMTP_PASSWORD": "hunter2", "RABBITMQ_URL": "amqp://u:pw@h:5672/v"})
+    text = str(s.redacted())
+    assert "hunter2" not in text and ":pw@" not in text and "x" * 32 not in text
+    assert "hunter2" not in repr(s)

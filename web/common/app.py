@@ -1,0 +1,143 @@
+"""The skeleton every Herald HTTP service is built on: middlewares, contexts, health, metrics, routes.
+
+Resources live under ``web.AppKey`` and are opened and closed by ``cleanup_ctx`` generators; peewee,
+being synchronous, runs only in the app's bounded thread pool (:func:`in_db`), never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from models.base import POOL_SIZE, bind_databases
+from models.keys import Keys
+from models.redis_client import async_client
+from settings import Settings
+from web.common import keys
+from web.common.envelope import error, ok
+from web.common.metrics import HttpMetrics
+from web.common.middlewares import MIDDLEWARES
+
+#: The contract's body limit; aiohttp answers 413 past it and the error middleware wraps it.
+MAX_BODY = 1024 * 1024
+#: Seconds a health check may take before its dependency counts as down.
+HEALTH_TIMEOUT_S = 1.5
+
+Check = Callable[[web.Application], Awaitable[bool]]
+Route = tuple[str, str, Callable[..., Any]]
+
+
+def create_base_app(settings: Settings, *, service: str, checks: dict[str, Check],
+                    database_urls: dict[str, str | None] | None = None) -> web.Application:
+    """An application with the shared middlewares, Redis, optional databases, /health and /metrics."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=MIDDLEWARES)
+    app[keys.settings_key] = settings
+    app[keys.redis_keys_key] = Keys(settings.redis_key_prefix)
+    app[keys.metrics_key] = HttpMetrics(service=service)
+    app.cleanup_ctx.append(_redis_ctx)
+    if database_urls:
+        app.cleanup_ctx.append(functools.partial(_database_ctx, urls=database_urls))
+    app["health_checks"] = checks
+    add_routes(app, [("GET", "/health", health), ("GET", "/metrics", metrics)])
+    return app
+
+
+async def _redis_ctx(app: web.Application):
+    client = async_client(app[keys.settings_key].redis_url)
+    app[keys.redis_key] = client
+    yield
+    await client.aclose()
+
+
+async def _database_ctx(app: web.Application, *, urls: dict[str, str | None]):
+    app[keys.databases_key] = bind_databases(**urls)
+    executor = ThreadPoolExecutor(max_workers=POOL_SIZE - 2, thread_name_prefix="db")
+    app[keys.db_executor_key] = executor
+    yield
+    executor.shutdown(wait=True)
+    app[keys.databases_key].close()
+
+
+async def in_db(app: web.Application, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` (peewee work) in the app's database threads, inside a connection and transaction."""
+    dbs = app[keys.databases_key]
+
+    def unit() -> Any:
+        opened = [db for db in dbs.distinct() if db.connect(reuse_if_open=True)]
+        try:
+            with _atomic(dbs):
+                return fn(*args, **kwargs)
+        finally:
+            for db in opened:
+                if not db.is_closed():
+                    db.close()
+
+    return await asyncio.get_running_loop().run_in_executor(app[keys.db_executor_key], unit)
+
+
+class _atomic:
+    """One transaction per database the unit touches (usually just one)."""
+
+    def __init__(self, dbs) -> None:
+        self.ctxs = [db.atomic() for db in dbs.distinct()]
+
+    def __enter__(self):
+        for ctx in self.ctxs:
+            ctx.__enter__()
+
+    def __exit__(self, *exc):
+        for ctx in reversed(self.ctxs):
+            ctx.__exit__(*exc)
+        return False
+
+
+def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
+    """Register each route with and without the trailing slash (contract, section 3)."""
+    for method, path, handler in routes:
+        bare = path.rstrip("/") or "/"
+        app.router.add_route(method, bare, handler)
+        if bare != "/":
+            app.router.add_route(method, bare + "/", handler)
+
+
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    checks: dict[str, Check] = app["health_checks"]
+
+    async def run(check: Check) -> bool:
+        try:
+            return bool(await asyncio.wait_for(check(app), HEALTH_TIMEOUT_S))
+        except Exception:
+            return False
+
+    results = await asyncio.gather(*(run(c) for c in checks.values()))
+    state = {name: ("ok" if good else "down") for name, good in zip(checks, results, strict=True)}
+    healthy = all(results)
+    data = {"status": "ok" if healthy else "degraded", "checks": state}
+    if healthy:
+        return ok(data, message="healthy")
+    down = ", ".join(n for n, s in state.items() if s == "down")
+    return error("SERVICE_UNAVAILABLE", f"dependency down: {down}", data=data)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[keys.metrics_key].render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def check_redis(app: web.Application) -> bool:
+    return bool(await app[keys.redis_key].ping())
+
+
+async def check_postgres(app: web.Application) -> bool:
+    def ping() -> bool:
+        for db in app[keys.databases_key].distinct():
+            db.execute_sql("SELECT 1")
+        return True
+
+    return await in_db(app, ping)

@@ -1,0 +1,82 @@
+"""JWT issue and check (HS256 only), and the contract's rule of who may act on whom."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+from aiohttp import web
+
+from settings import Settings
+from web.common.envelope import ApiError
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub", "role", "iat"]
+ROLES = ("admin", "service", "user")
+
+
+@dataclass(frozen=True)
+class Caller:
+    sub: str
+    role: str
+
+    @property
+    def privileged(self) -> bool:
+        """Admin and service tokens may act on any user."""
+        return self.role in ("admin", "service")
+
+    def may_act_on(self, user_id: str) -> bool:
+        return self.privileged or self.sub == user_id
+
+
+def issue_token(settings: Settings, *, sub: str, role: str, ttl_s: int | None = None) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": sub,
+        "role": role,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + (ttl_s or settings.jwt_ttl_s),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+
+
+def decode_token(settings: Settings, token: str) -> Caller:
+    """Check signature, algorithm, expiry, issuer, audience and claims; 401 on any failure."""
+    try:
+        claims = jwt.decode(
+            token, settings.jwt_secret, algorithms=[ALGORITHM], audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer, leeway=5, options={"require": REQUIRED_CLAIMS},
+        )
+    except jwt.ExpiredSignatureError:
+        raise ApiError("UNAUTHORIZED", "token has expired") from None
+    except jwt.InvalidTokenError:
+        raise ApiError("UNAUTHORIZED", "token is invalid") from None
+    sub, role = claims.get("sub"), claims.get("role")
+    if not isinstance(sub, str) or not sub or role not in ROLES:
+        raise ApiError("UNAUTHORIZED", "token is invalid")
+    return Caller(sub=sub, role=role)
+
+
+def caller_of(request: web.Request, settings: Settings) -> Caller:
+    """The authenticated caller of a request, or 401 (missing or bad token)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError("UNAUTHORIZED", "missing bearer token",
+                       headers={"WWW-Authenticate": 'Bearer realm="herald"'})
+    return decode_token(settings, token.strip())
+
+
+def require_privileged(caller: Caller) -> None:
+    if not caller.privileged:
+        raise ApiError("FORBIDDEN", "this endpoint needs an admin or service token")
+
+
+def require_admin(caller: Caller) -> None:
+    if caller.role != "admin":
+        raise ApiError("FORBIDDEN", "this endpoint needs an admin token")
