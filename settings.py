@@ -116,8 +116,12 @@ class Settings:
         (an in-process stand-in) instead of the localhost default, and ``JWT_SECRET`` may be absent.
         """
         env = os.environ if env is None else env
-        local = None if embedded else ...
-        database_url = _url(env, "DATABASE_URL", _pick(local, "postgresql://localhost/herald"),
+
+        def local(default: str) -> str | None:
+            return None if embedded else default
+
+        database_url = _url(env, "DATABASE_URL",
+                            "sqlite:///var/herald.sqlite3" if embedded else "postgresql://localhost/herald",
                             ("postgresql", "postgres", "sqlite"))
 
         def per_service(name: str) -> str | None:
@@ -140,9 +144,9 @@ class Settings:
             users_database_url=per_service("USERS_DATABASE_URL"),
             templates_database_url=per_service("TEMPLATES_DATABASE_URL"),
             notifications_database_url=per_service("NOTIFICATIONS_DATABASE_URL"),
-            redis_url=_url(env, "REDIS_URL", _pick(local, "redis://localhost:6379/0"), ("redis", "rediss")),
+            redis_url=_url(env, "REDIS_URL", local("redis://localhost:6379/0"), ("redis", "rediss")),
             redis_key_prefix=_str(env, "REDIS_KEY_PREFIX", ""),
-            rabbitmq_url=_url(env, "RABBITMQ_URL", _pick(local, "amqp://guest:guest@localhost:5672/%2F"),
+            rabbitmq_url=_url(env, "RABBITMQ_URL", local("amqp://guest:guest@localhost:5672/%2F"),
                               ("amqp", "amqps")),
             user_service_url=_url(env, "USER_SERVICE_URL", "http://localhost:8001", ("http", "https")),
             template_service_url=_url(env, "TEMPLATE_SERVICE_URL", "http://localhost:8002", ("http", "https")),
@@ -195,12 +199,14 @@ class Settings:
         return out
 
 
-def _pick(local: object, default: str) -> str | None:
-    return None if local is None else default
+def load_or_exit(*, embedded: bool | None = None) -> Settings:
+    """Settings for an entry point; on a bad variable print its one line and exit with status 2.
 
-
-def load_or_exit(*, embedded: bool = False) -> Settings:
-    """Settings for an entry point; on a bad variable print its one line and exit with status 2."""
+    ``embedded`` defaults to the ``HERALD_EMBEDDED`` variable, which ``make run`` sets so that the
+    worker side it starts in the same process reads the settings the same way.
+    """
+    if embedded is None:
+        embedded = os.environ.get("HERALD_EMBEDDED", "").strip().lower() in _TRUE
     try:
         return Settings.from_env(embedded=embedded)
     except SettingsError as exc:

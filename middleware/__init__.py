@@ -1,1 +1,35 @@
-"""Herald's dramatiq layer: the broker shaped to the contract's topology, and the middleware that carries policy (priority, failure handling, logging context, database connections); see build_stack."""
+"""Herald's dramatiq layer: the broker shaped to the contract's topology, and the middleware
+that carries policy (priority, failure handling, logging context, database connections)."""
+
+from __future__ import annotations
+
+from dramatiq.middleware import ShutdownNotifications, TimeLimit
+
+from middleware.database import DatabaseConnection
+from middleware.dead_letter import DeadLetter
+from middleware.log_context import LogContext
+from middleware.priority import Priority
+
+#: A delivery that takes longer than this is interrupted (well under RabbitMQ's 30 min ack timeout).
+TIME_LIMIT_MS = 120_000
+
+
+def build_stack(runtime) -> list:
+    """The worker middleware, in order. ``before_*`` hooks run top-down, ``after_*`` bottom-up:
+
+    1. TimeLimit, ShutdownNotifications: dramatiq's own guards against a hung send.
+    2. LogContext: ids bound first, cleared last, so every other hook logs with them.
+    3. Priority: AMQP priority on every publish (retries too) and a small prefetch.
+    4. DatabaseConnection: a pooled connection for the actor and the status writes.
+    5. DeadLetter: a failure that nothing retried ends as ``failed`` in ``failed.queue``.
+
+    dramatiq's ``Retries`` is deliberately absent: retry policy is Herald's, not dramatiq's.
+    """
+    return [
+        TimeLimit(time_limit=TIME_LIMIT_MS),
+        ShutdownNotifications(),
+        LogContext(),
+        Priority(prefetch=runtime.settings.worker_prefetch),
+        DatabaseConnection(databases=runtime.databases),
+        DeadLetter(status=runtime.status),
+    ]

@@ -20,6 +20,7 @@ class Notification(peewee.Model):
     notification_id = peewee.CharField(max_length=64, unique=True)
     request_id = peewee.CharField(max_length=128)
     caller = peewee.CharField(max_length=64)
+    request_hash = peewee.CharField(max_length=64, default="")
     user_id = peewee.UUIDField(index=True)
     template_code = peewee.CharField(max_length=100)
     notification_type = peewee.CharField(max_length=8)

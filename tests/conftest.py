@@ -71,3 +71,11 @@ def env(database_url, redis_prefix, session_vhost):
 @pytest.fixture
 def settings(env) -> Settings:
     return Settings.from_env(env)
+
+
+@pytest.fixture
+async def stack(aiohttp_server, aiohttp_client, env):
+    """Gateway, user and template services on the test's database, Redis prefix and vhost."""
+    from tests.support.stack import start_stack
+
+    return await start_stack(aiohttp_server, aiohttp_client, env)

@@ -29,9 +29,11 @@ def test_malformed_values_name_the_variable(name, value):
 
 
 def test_jwt_secret_required_outside_embedded_mode():
-    with pytest.raises(SettingsError, match="^JWT_SECRET:"):
+    with pytest.raises(SettingsError, match=r"^JWT_SECRET:"):
         Settings.from_env({})
-    assert Settings.from_env({}, embedded=True).redis_url is None
+    embedded = Settings.from_env({}, embedded=True)
+    assert embedded.redis_url is None and embedded.rabbitmq_url is None
+    assert embedded.database_url.startswith("sqlite:")
 
 
 def test_limits_accept_zero_and_large_values():

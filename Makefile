@@ -1,0 +1,36 @@
+# Herald: `make run` starts the whole system on one machine, `make test` runs the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
+
+.PHONY: help install run test lint migrate bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+install: $(STAMP)  ## create .venv and install Herald with its test tools
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+run: install  ## the whole system in one process on 8000-8002 (embedded stores unless their URLs are set)
+	HERALD_EMBEDDED=1 $(BIN)/python -m scripts.run_local
+
+test: install lint  ## lint, then the full test suite against the real PostgreSQL, Redis and RabbitMQ
+	$(BIN)/pytest
+
+lint: install  ## ruff
+	$(BIN)/ruff check .
+
+migrate: install  ## apply database migrations and create the bootstrap admin
+	$(BIN)/python -m scripts.migrate
+
+bench: install  ## load the gateway with wrk and measure end-to-end e-mail delivery (needs wrk, smtp-sink)
+	$(BIN)/python -m scripts.bench
+
+clean:  ## remove the virtual environment and local data
+	rm -rf $(VENV) var

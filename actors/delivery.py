@@ -1,0 +1,72 @@
+"""The two delivery actors: load nothing, render, hand to the provider, record the outcome.
+
+The message body is self-contained (the design's notification body plus the template snapshot the
+gateway checked), so a worker needs neither the user nor the template service to send. Failure
+policy is not here: an actor raises a provider error and the middleware decides what follows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from actors.runtime import Runtime
+from middleware.topology import EMAIL_QUEUE, PUSH_QUEUE
+from models.notification import DELIVERED
+from providers.errors import PermanentProviderError
+from providers.rendering import Rendered, RenderError
+
+log = logging.getLogger(__name__)
+
+
+def _render(runtime: Runtime, notification: dict) -> Rendered:
+    template = notification["template"]
+    try:
+        return runtime.renderer.render(subject=template.get("subject") or "", content=template["content"],
+                                       variables=notification.get("variables") or {})
+    except RenderError as exc:
+        raise PermanentProviderError(str(exc), reason="render_failed") from None
+
+
+def _already_delivered(runtime: Runtime, notification_id: str) -> bool:
+    """A redelivered message (worker crash, broker restart) must not send twice."""
+    if runtime.status.current_status(notification_id) == DELIVERED:
+        log.warning("notification already delivered; redelivered message dropped")
+        return True
+    return False
+
+
+def _delivered(runtime: Runtime, notification_id: str) -> None:
+    runtime.status.record(notification_id, outcome="delivered", status=DELIVERED)
+    log.info("notification delivered")
+
+
+def register(broker: dramatiq.Broker, runtime: Runtime) -> None:
+    """Declare ``send_email`` and ``send_push`` on ``broker``, bound to ``runtime``."""
+
+    @dramatiq.actor(broker=broker, actor_name="send_email", queue_name=EMAIL_QUEUE)
+    def send_email(notification: dict) -> None:
+        nid = notification["notification_id"]
+        if _already_delivered(runtime, nid):
+            return
+        rendered = _render(runtime, notification)
+        runtime.email.send(
+            to=notification["user_email"], subject=rendered.subject, html=rendered.html, text=rendered.text,
+            message_id=f"<{nid}@herald>", headers={"X-Herald-Notification-ID": nid},
+        )
+        _delivered(runtime, nid)
+
+    @dramatiq.actor(broker=broker, actor_name="send_push", queue_name=PUSH_QUEUE)
+    def send_push(notification: dict) -> None:
+        nid = notification["notification_id"]
+        if _already_delivered(runtime, nid):
+            return
+        rendered = _render(runtime, notification)
+        variables = notification.get("variables") or {}
+        data = {"notification_id": nid}
+        if variables.get("link"):
+            data["link"] = str(variables["link"])
+        runtime.push.send(token=notification.get("user_push_token") or "", title=rendered.subject,
+                          body=rendered.text, image=variables.get("image"), data=data)
+        _delivered(runtime, nid)

@@ -1,0 +1,38 @@
+"""What a worker process needs to deliver: settings, Redis, status writer, renderer, providers.
+
+Built once per process by :func:`actors.setup.build` and handed to the actors and middleware that
+need it, instead of module-level globals. Providers keep per-thread connections internally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from models.base import Databases, bind_databases
+from models.dao.notifications import StatusWriter
+from models.keys import Keys
+from models.redis_client import sync_client
+from providers import factory
+from providers.rendering import Renderer
+from settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    databases: Databases
+    status: StatusWriter
+    renderer: Renderer = field(default_factory=Renderer)
+    email: object = None
+    push: object = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        redis = sync_client(settings.redis_url)
+        return cls(
+            settings=settings,
+            databases=bind_databases(notifications=settings.notifications_database_url),
+            status=StatusWriter(redis=redis, keys=Keys(settings.redis_key_prefix)),
+            email=factory.email_provider(settings),
+            push=factory.push_provider(settings),
+        )

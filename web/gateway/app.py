@@ -1,0 +1,83 @@
+"""The gateway application: shared skeleton, publisher, service client, send pipeline, routes."""
+
+from __future__ import annotations
+
+import aiohttp
+import dramatiq
+from aiohttp import web
+
+from models.keys import Keys
+from providers.rendering import Renderer
+from settings import Settings
+from web.common import keys
+from web.common.app import add_routes, check_redis, create_base_app
+from web.gateway import routes
+from web.gateway.guards import Idempotency, RateLimiter
+from web.gateway.keys import pipeline_key, publisher_key
+from web.gateway.lookups import Lookups, ServiceClient
+from web.gateway.publisher import Publisher
+from web.gateway.sending import SendPipeline
+
+
+def create_app(settings: Settings, *, broker: dramatiq.Broker | None = None) -> web.Application:
+    """The gateway; ``broker`` is given only by ``make run`` (its in-process broker)."""
+    app = create_base_app(
+        settings, service="gateway",
+        checks={"redis": check_redis, "rabbitmq": _check_rabbitmq, "users": _check_users,
+                "templates": _check_templates},
+        database_urls={"notifications": settings.notifications_database_url},
+    )
+    app.cleanup_ctx.append(_http_ctx)
+    app.cleanup_ctx.append(lambda app: _publisher_ctx(app, broker))
+    add_routes(app, routes.ROUTES)
+    for method, path, handler in routes.forwarded_routes():
+        app.router.add_route(method, path, handler)
+    return app
+
+
+async def _http_ctx(app: web.Application):
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300))
+    app[keys.http_client_key] = session
+    yield
+    await session.close()
+
+
+async def _publisher_ctx(app: web.Application, broker: dramatiq.Broker | None):
+    from middleware.rabbitmq import HeraldBroker
+
+    settings = app[keys.settings_key]
+    publisher = Publisher(broker=broker or HeraldBroker(url=settings.rabbitmq_url, middleware=[]))
+    publisher.start()
+    app[publisher_key] = publisher
+    redis, redis_keys = app[keys.redis_key], app[keys.redis_keys_key]
+    app[pipeline_key] = SendPipeline(
+        app=app,
+        lookups=Lookups(redis=redis, keys=redis_keys, settings=settings,
+                        client=ServiceClient(settings=settings, session=app[keys.http_client_key])),
+        idempotency=Idempotency(redis=redis, keys=redis_keys),
+        limiter=RateLimiter(redis=redis, keys=redis_keys, per_hour=settings.rate_limit_per_hour),
+        publisher=publisher,
+        renderer=Renderer(),
+    )
+    yield
+    await publisher.close()
+
+
+async def _check_rabbitmq(app: web.Application) -> bool:
+    return await app[publisher_key].ping()
+
+
+async def _check_service(app: web.Application, base: str) -> bool:
+    async with app[keys.http_client_key].get(base + "/health", timeout=aiohttp.ClientTimeout(total=1.2)) as r:
+        return r.status == 200
+
+
+async def _check_users(app: web.Application) -> bool:
+    return await _check_service(app, app[keys.settings_key].user_service_url)
+
+
+async def _check_templates(app: web.Application) -> bool:
+    return await _check_service(app, app[keys.settings_key].template_service_url)
+
+
+__all__ = ["Keys", "create_app"]

@@ -1,0 +1,40 @@
+"""Forwarding of ``/api/v1/auth``, ``/users`` and ``/templates`` so a client needs only port 8000.
+
+The request goes on as it came (method, path, query, body, auth and correlation headers); the
+service's answer comes back as it is. A service that cannot be reached is a 503 in the envelope.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from web.common import keys
+from web.common.envelope import ApiError
+
+FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "X-Correlation-ID")
+FORWARDED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate", "Allow")
+TIMEOUT = aiohttp.ClientTimeout(total=10, connect=2)
+
+
+def forward_to(base_of):
+    """A handler forwarding to the service whose base URL ``base_of(settings)`` gives."""
+
+    async def forward(request: web.Request) -> web.Response:
+        settings = request.app[keys.settings_key]
+        session = request.app[keys.http_client_key]
+        headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
+        headers["X-Correlation-ID"] = request["correlation_id"]
+        body = await request.read() if request.can_read_body else None
+        url = base_of(settings) + request.rel_url.raw_path_qs
+        try:
+            async with session.request(request.method, url, data=body, headers=headers, timeout=TIMEOUT,
+                                       allow_redirects=False) as upstream:
+                payload = await upstream.read()
+                out = {h: upstream.headers[h] for h in FORWARDED_RESPONSE_HEADERS if h in upstream.headers}
+                return web.Response(status=upstream.status, body=payload, headers=out)
+        except (aiohttp.ClientError, TimeoutError):
+            raise ApiError("SERVICE_UNAVAILABLE", "the service behind this path is unavailable",
+                           headers={"Retry-After": "5"}) from None
+
+    return forward
