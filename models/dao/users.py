@@ -1,0 +1,80 @@
+"""Queries on USERS; nothing else in the code base builds a user query.
+
+Every function runs inside :func:`web.common.app.in_db` (a thread with a transaction), so a
+read-modify-write here is one transaction; the row is locked on PostgreSQL so two concurrent
+PATCHes merging preferences cannot lose each other's change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+
+from models.base import utcnow
+from models.user import User
+
+
+class EmailTaken(Exception):
+    """The unique index on ``users.email`` refused the row: the address is already registered."""
+
+
+def create(**fields: Any) -> User:
+    try:
+        return User.create(**fields)
+    except peewee.IntegrityError:
+        raise EmailTaken(fields.get("email")) from None
+
+
+def get(user_id: str) -> User | None:
+    return User.get_or_none(User.id == user_id)
+
+
+def get_by_email(email: str) -> User | None:
+    """Emails are stored lower-cased, so the caller lower-cases too and the unique index serves."""
+    return User.get_or_none(User.email == email)
+
+
+def listing(*, page: int, limit: int) -> tuple[int, list[User]]:
+    query = User.select()
+    total = query.count()
+    rows = list(query.order_by(User.created_at, User.id).paginate(page, limit))
+    return total, rows
+
+
+def _locked(user_id: str) -> User | None:
+    query = User.select().where(User.id == user_id)
+    if isinstance(User._meta.database.obj, peewee.PostgresqlDatabase):
+        query = query.for_update()
+    return query.first()
+
+
+def update(user_id: str, changes: dict[str, Any], *,
+           preferences: dict[str, Any] | None = None) -> User | None:
+    """Apply ``changes`` and merge ``preferences`` (a ``None`` value drops that key); ``None`` if absent.
+
+    Raises :class:`EmailTaken` when the new e-mail belongs to someone else.
+    """
+    row = _locked(user_id)
+    if row is None:
+        return None
+    for name, value in changes.items():
+        setattr(row, name, value)
+    if preferences:
+        merged = dict(row.preferences or {})
+        for key, value in preferences.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        row.preferences = merged
+    row.updated_at = utcnow()
+    try:
+        row.save()
+    except peewee.IntegrityError:
+        raise EmailTaken(changes.get("email")) from None
+    return row
+
+
+def deactivate(user_id: str) -> User | None:
+    return update(user_id, {"is_active": False})
