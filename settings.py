@@ -130,8 +130,8 @@ class Settings:
         jwt_secret = _str(env, "JWT_SECRET")
         if jwt_secret is None and not embedded:
             raise SettingsError("JWT_SECRET: required (a long random string shared by every service)")
-        if jwt_secret is not None and len(jwt_secret) < 16:
-            raise SettingsError("JWT_SECRET: too short, use at least 16 characters")
+        if jwt_secret is not None and len(jwt_secret) < 32:
+            raise SettingsError("JWT_SECRET: too short, use at least 32 characters")
         level = _str(env, "LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")

@@ -85,13 +85,19 @@ class Databases:
 def bind_databases(*, users: str | None = None, templates: str | None = None,
                    notifications: str | None = None) -> Databases:
     """Point the proxies at the given URLs (``None`` leaves a proxy unbound) and return the objects."""
-    made: dict[str, peewee.Database] = {}
+    made: dict[str, peewee.Database] = {
+        proxy.obj.herald_url: proxy.obj
+        for proxy in (users_db, templates_db, notifications_db)
+        if proxy.obj is not None and hasattr(proxy.obj, "herald_url")
+    }
 
     def get(url: str | None) -> peewee.Database | None:
+        # One database object per URL per process, so every user of a URL shares its pool.
         if url is None:
             return None
         if url not in made:
             made[url] = connect_url(url)
+            made[url].herald_url = url
         return made[url]
 
     dbs = Databases(users=get(users), templates=get(templates), notifications=get(notifications))

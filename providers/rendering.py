@@ -35,9 +35,30 @@ class Rendered:
     text: str
 
 
+#: Largest exponent ``**`` may take in a template.
+MAX_EXPONENT = 100
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, plus refusal of ``*`` and ``**`` whose result alone would be a memory or CPU bomb
+    (``'x' * 10**9`` would allocate a gigabyte before the output cap could see it)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent above {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+                if sized and len(seq) * count > MAX_OUTPUT_CHARS:
+                    raise SecurityError(f"result larger than {MAX_OUTPUT_CHARS}")
+        return super().call_binop(context, operator, left, right)
+
+
 def _env(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(autoescape=autoescape, undefined=jinja2.StrictUndefined,
-                                         trim_blocks=True, lstrip_blocks=True)
+    return _BoundedSandbox(autoescape=autoescape, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                           lstrip_blocks=True)
 
 
 class Renderer:
@@ -60,17 +81,23 @@ class Renderer:
 
     def _render(self, source: str, variables: dict, *, as_html: bool) -> str:
         try:
-            out = self._compile(source, as_html).render(**variables)
+            parts, size = [], 0
+            for part in self._compile(source, as_html).generate(**variables):
+                size += len(part)
+                if size > MAX_OUTPUT_CHARS:
+                    raise RenderError(f"rendered template is larger than {MAX_OUTPUT_CHARS} characters")
+                parts.append(part)
+            out = "".join(parts)
         except jinja2.UndefinedError as exc:
             raise RenderError(f"missing template variable: {_undefined_name(exc)}") from None
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
         except SecurityError as exc:
             raise RenderError(f"template is not allowed to do that: {exc}") from None
-        except (TypeError, ValueError, ArithmeticError, OverflowError, RecursionError) as exc:
+        except RenderError:
+            raise
+        except (TypeError, ValueError, LookupError, ArithmeticError, OverflowError, RecursionError) as exc:
             raise RenderError(f"template failed to render: {exc}") from None
-        if len(out) > MAX_OUTPUT_CHARS:
-            raise RenderError(f"rendered template is larger than {MAX_OUTPUT_CHARS} characters")
         return out
 
     def render(self, *, subject: str, content: str, variables: dict) -> Rendered:

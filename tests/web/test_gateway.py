@@ -165,7 +165,7 @@ async def test_tokens_missing_expired_wrong_key_and_alg_none(ready):
     cases = {
         "missing": None,
         "expired": _forge({**good, "iat": now - 7200, "exp": now - 3600}),
-        "wrong key": _forge(good, key="another-secret-0123456789abcdef"),
+        "wrong key": _forge(good, key="another-secret-0123456789abcdef-0123456789"),
         "alg none": none_token,
         "wrong audience": _forge({**good, "aud": "someone-else"}),
         "wrong issuer": _forge({**good, "iss": "evil"}),

@@ -42,7 +42,7 @@ def create_base_app(settings: Settings, *, service: str, checks: dict[str, Check
     app.cleanup_ctx.append(_redis_ctx)
     if database_urls:
         app.cleanup_ctx.append(functools.partial(_database_ctx, urls=database_urls))
-    app["health_checks"] = checks
+    app[keys.health_checks_key] = checks
     add_routes(app, [("GET", "/health", health), ("GET", "/metrics", metrics)])
     return app
 
@@ -107,7 +107,7 @@ def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
 
 async def health(request: web.Request) -> web.Response:
     app = request.app
-    checks: dict[str, Check] = app["health_checks"]
+    checks = app[keys.health_checks_key]
 
     async def run(check: Check) -> bool:
         try:

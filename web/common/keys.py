@@ -20,3 +20,6 @@ databases_key = web.AppKey("databases", Databases)
 db_executor_key = web.AppKey("db_executor", ThreadPoolExecutor)
 metrics_key = web.AppKey("metrics", HttpMetrics)
 http_client_key = web.AppKey("http_client", aiohttp.ClientSession)
+health_checks_key = web.AppKey("health_checks", dict)
+#: The request's correlation id (taken from X-Correlation-ID or generated).
+correlation_id_key = web.RequestKey("correlation_id", str)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from logs import correlation_id_var
 from web.common.envelope import ApiError, error
-from web.common.keys import metrics_key
+from web.common.keys import correlation_id_key, metrics_key
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def _correlation_id(request: web.Request) -> str:
 @web.middleware
 async def correlation_middleware(request: web.Request, handler):
     cid = _correlation_id(request)
-    request["correlation_id"] = cid
+    request[correlation_id_key] = cid
     token = correlation_id_var.set(cid)
     try:
         try:

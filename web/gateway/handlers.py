@@ -13,6 +13,7 @@ from web.common import keys, validation
 from web.common.app import in_db
 from web.common.auth import caller_of, require_privileged
 from web.common.envelope import ApiError, ok, page_meta
+from web.common.keys import correlation_id_key
 from web.gateway.keys import pipeline_key
 
 
@@ -23,7 +24,7 @@ def _caller(request: web.Request):
 async def send_notification(request: web.Request) -> web.Response:
     caller = _caller(request)
     body = await validation.json_body(request)
-    accepted = await request.app[pipeline_key].send(caller, body, correlation_id=request["correlation_id"])
+    accepted = await request.app[pipeline_key].send(caller, body, correlation_id=request[correlation_id_key])
     if accepted.replayed:
         return ok(accepted.data, message="already accepted (idempotent replay)",
                   headers={"Idempotent-Replayed": "true"})

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from web.common import keys
 from web.common.envelope import ApiError
+from web.common.keys import correlation_id_key
 
 FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "X-Correlation-ID")
 FORWARDED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate", "Allow")
@@ -24,7 +25,7 @@ def forward_to(base_of):
         settings = request.app[keys.settings_key]
         session = request.app[keys.http_client_key]
         headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
-        headers["X-Correlation-ID"] = request["correlation_id"]
+        headers["X-Correlation-ID"] = request[correlation_id_key]
         body = await request.read() if request.can_read_body else None
         url = base_of(settings) + request.rel_url.raw_path_qs
         try:
