@@ -106,6 +106,7 @@ class Settings:
     users_port: int
     templates_port: int
     host: str
+    web_processes: int
     worker_prefetch: int
 
     @classmethod
@@ -181,6 +182,7 @@ class Settings:
             users_port=_int(env, "USERS_PORT", 8001, low=1, high=65535),
             templates_port=_int(env, "TEMPLATES_PORT", 8002, low=1, high=65535),
             host=_str(env, "HOST", "0.0.0.0"),
+            web_processes=_int(env, "WEB_PROCESSES", 1, low=1, high=64),
             worker_prefetch=_int(env, "WORKER_PREFETCH", 2, low=1, high=1000),
         )
 

@@ -20,7 +20,7 @@ templates_db = peewee.DatabaseProxy()
 notifications_db = peewee.DatabaseProxy()
 
 #: Connections one process may hold per database; web executors and worker threads stay below it.
-POOL_SIZE = 20
+POOL_SIZE = 32
 
 
 def utcnow() -> dt.datetime:

@@ -9,6 +9,7 @@ once here.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import peewee
@@ -29,6 +30,11 @@ def status_hash(*, notification_id: str, status: str, created_at: str, updated_a
         "error": error or "",
         "retry_count": str(retry_count),
     }
+
+
+def transaction():
+    """A transaction on the notifications database, for a unit of several queries."""
+    return Notification._meta.database.atomic()
 
 
 def create(**fields: Any) -> Notification:
@@ -62,32 +68,50 @@ def listing(*, user_id: str | None, status: str | None, notification_type: str |
     return total, rows
 
 
+_RECORD_SQL = """
+WITH new AS (SELECT %s::jsonb AS attempt, %s::timestamp AS at, %s::text AS status, %s::text AS error)
+UPDATE notification_status AS n SET
+    attempts = n.attempts || new.attempt,
+    retry_count = GREATEST(0, (SELECT count(*) FROM jsonb_array_elements(n.attempts || new.attempt) AS a
+                               WHERE a->>'outcome' <> 'receipt') - 1),
+    updated_at = new.at,
+    status = COALESCE(new.status, n.status),
+    error = CASE WHEN new.status IS NULL THEN n.error WHEN new.status = 'failed' THEN new.error ELSE NULL END,
+    delivered_at = CASE WHEN new.status = 'delivered' THEN new.at ELSE n.delivered_at END
+FROM new
+WHERE n.notification_id = %s
+RETURNING n.*
+"""
+
+
 def record_attempt(notification_id: str, *, outcome: str, error: str | None = None,
                    status: str | None = None, at: dt.datetime | None = None) -> Notification | None:
     """Append an attempt to the history and, when given, move the status; returns the row.
 
-    Locks the row so two workers (a redelivery racing the original) cannot lose each other's
-    attempt. ``retry_count`` is derived: attempts made minus one.
+    On PostgreSQL this is one UPDATE (the append is atomic, so a redelivery racing the original
+    cannot lose an attempt) and one round trip, on the workers' hot path. ``retry_count`` is
+    derived: attempts made minus one, receipts not counted.
     """
     at = at or utcnow()
-    query = Notification.select().where(Notification.notification_id == notification_id)
-    if isinstance(Notification._meta.database.obj, peewee.PostgresqlDatabase):
-        query = query.for_update()
-    row = query.first()
-    if row is None:
-        return None
-    attempts = list(row.attempts or [])
-    attempts.append({"time": iso(at), "outcome": outcome, "error": error})
-    row.attempts = attempts
-    row.retry_count = max(0, sum(1 for a in attempts if a["outcome"] != "receipt") - 1)
-    row.updated_at = at
-    if status is not None:
-        row.status = status
-        row.error = error if status == FAILED else None
-        if status == DELIVERED:
-            row.delivered_at = at
-    row.save()
-    return row
+    attempt = {"time": iso(at), "outcome": outcome, "error": error}
+    db = Notification._meta.database
+    if isinstance(db.obj if hasattr(db, "obj") else db, peewee.PostgresqlDatabase):
+        rows = list(Notification.raw(_RECORD_SQL, json.dumps([attempt]), at, status, error, notification_id))
+        return rows[0] if rows else None
+    with db.atomic():
+        row = get(notification_id)
+        if row is None:
+            return None
+        row.attempts = [*(row.attempts or []), attempt]
+        row.retry_count = max(0, sum(1 for a in row.attempts if a["outcome"] != "receipt") - 1)
+        row.updated_at = at
+        if status is not None:
+            row.status = status
+            row.error = error if status == FAILED else None
+            if status == DELIVERED:
+                row.delivered_at = at
+        row.save()
+        return row
 
 
 def set_status(notification_id: str, *, status: str, error: str | None = None,

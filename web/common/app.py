@@ -7,14 +7,16 @@ being synchronous, runs only in the app's bounded thread pool (:func:`in_db`), n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import peewee
 from aiohttp import web
 
-from models.base import POOL_SIZE, bind_databases
+from models.base import bind_databases
 from models.keys import Keys
 from models.redis_client import async_client
 from settings import Settings
@@ -25,6 +27,9 @@ from web.common.middlewares import MIDDLEWARES
 
 #: The contract's body limit; aiohttp answers 413 past it and the error middleware wraps it.
 MAX_BODY = 1024 * 1024
+#: Threads (each holding one pooled connection) for peewee work; several apps may share a pool in
+#: one process (``make run``, tests), so this stays well under ``POOL_SIZE``.
+DB_THREADS = 8
 #: Seconds a health check may take before its dependency counts as down.
 HEALTH_TIMEOUT_S = 1.5
 
@@ -56,26 +61,36 @@ async def _redis_ctx(app: web.Application):
 
 async def _database_ctx(app: web.Application, *, urls: dict[str, str | None]):
     app[keys.databases_key] = bind_databases(**urls)
-    executor = ThreadPoolExecutor(max_workers=POOL_SIZE - 2, thread_name_prefix="db")
+    executor = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
     app[keys.db_executor_key] = executor
     yield
     executor.shutdown(wait=True)
     app[keys.databases_key].close()
 
 
-async def in_db(app: web.Application, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run ``fn`` (peewee work) in the app's database threads, inside a connection and transaction."""
+async def in_db(app: web.Application, fn: Callable[..., Any], *args: Any, atomic: bool = True,
+                **kwargs: Any) -> Any:
+    """Run ``fn`` (peewee work) in the app's database threads, in a transaction unless ``atomic=False``.
+
+    Each thread keeps its pooled connection between units: checking a connection out and back in
+    per request costs more than the query. A connection that fails is closed, so the next unit on
+    that thread checks out a fresh one (after a PostgreSQL restart, say).
+    """
     dbs = app[keys.databases_key]
 
     def unit() -> Any:
-        opened = [db for db in dbs.distinct() if db.connect(reuse_if_open=True)]
+        for db in dbs.distinct():
+            db.connect(reuse_if_open=True)
         try:
+            if not atomic:
+                return fn(*args, **kwargs)
             with _atomic(dbs):
                 return fn(*args, **kwargs)
-        finally:
-            for db in opened:
-                if not db.is_closed():
+        except (peewee.OperationalError, peewee.InterfaceError):
+            for db in dbs.distinct():
+                with contextlib.suppress(Exception):
                     db.close()
+            raise
 
     return await asyncio.get_running_loop().run_in_executor(app[keys.db_executor_key], unit)
 

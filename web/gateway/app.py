@@ -12,6 +12,7 @@ from settings import Settings
 from web.common import keys
 from web.common.app import add_routes, check_redis, create_base_app
 from web.gateway import routes
+from web.gateway.docs import setup_docs
 from web.gateway.guards import Idempotency, RateLimiter
 from web.gateway.keys import pipeline_key, publisher_key
 from web.gateway.lookups import Lookups, ServiceClient
@@ -32,6 +33,7 @@ def create_app(settings: Settings, *, broker: dramatiq.Broker | None = None) -> 
     add_routes(app, routes.ROUTES)
     for method, path, handler in routes.forwarded_routes():
         app.router.add_route(method, path, handler)
+    setup_docs(app)
     return app
 
 

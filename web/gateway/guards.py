@@ -1,7 +1,8 @@
 """The send path's two Redis guards: idempotency and the per-user, per-channel rate limit.
 
-Idempotency: the first request with a (caller, request_id) claims the key with ``SET NX`` while it
-is processed; the key then holds the accepted response for 24 h, with a hash of the canonical
+Both queue their commands on a pipeline the send path shares, since a Redis round trip is the
+gateway's main cost. Idempotency: the first request with a (caller, request_id) claims the key with
+``SET NX`` while it is processed; the key then holds the accepted response for 24 h, with a hash of the canonical
 body so a different body under the same id is a conflict. A request that fails releases the key,
 so the caller may try again. Rate limit: a counter per hour window, incremented atomically; a
 refused or failed send gives its slot back, so only accepted sends count.
@@ -39,28 +40,27 @@ class Idempotency:
         self.redis = redis
         self.keys = keys
 
-    async def claim(self, caller: str, request_id: str, digest: str) -> Replay | None:
-        """``None`` when this request now owns the id, else what the earlier one left."""
+    def queue_claim(self, pipe, caller: str, request_id: str, digest: str) -> None:
+        """Add the claim to ``pipe``: ``SET NX GET`` sets the key only if absent and returns what
+        was there, so one command both claims and reads (one result, for :meth:`read_claim`)."""
         key = self.keys.request(caller, request_id)
-        claim = json.dumps({"state": "processing", "hash": digest})
-        if await self.redis.set(key, claim, nx=True, ex=CLAIM_TTL_S):
+        pipe.set(key, json.dumps({"state": "processing", "hash": digest}), nx=True, ex=CLAIM_TTL_S, get=True)
+
+    @staticmethod
+    def read_claim(held: str | None, digest: str) -> Replay | None:
+        """``None`` when this request now owns the id, else what the earlier one left."""
+        if held is None:
             return None
-        raw = await self.redis.get(key)
-        if raw is None:  # expired between the two calls: try once more
-            return None if await self.redis.set(key, claim, nx=True, ex=CLAIM_TTL_S) else Replay(None, True)
-        held = json.loads(raw)
-        if held.get("hash") != digest:
+        value = json.loads(held)
+        if value.get("hash") != digest:
             return Replay(None)
-        if held.get("state") != "done":
+        if value.get("state") != "done":
             return Replay(None, in_progress=True)
-        return Replay(held["data"])
+        return Replay(value["data"])
 
     async def complete(self, caller: str, request_id: str, digest: str, data: dict) -> None:
         value = json.dumps({"state": "done", "hash": digest, "data": data})
         await self.redis.set(self.keys.request(caller, request_id), value, ex=IDEMPOTENCY_TTL_S)
-
-    async def release(self, caller: str, request_id: str) -> None:
-        await self.redis.delete(self.keys.request(caller, request_id))
 
 
 class RateLimiter:
@@ -69,18 +69,17 @@ class RateLimiter:
         self.keys = keys
         self.per_hour = per_hour
 
-    async def take(self, user_id: str, channel: str) -> int | None:
-        """Take a slot; ``None`` if taken, else the seconds until the window frees one."""
+    def queue_take(self, pipe, user_id: str, channel: str) -> None:
+        """Add the slot-taking commands to ``pipe`` (two results, read by :meth:`over_limit`)."""
         key = self.keys.rate_limit(user_id, channel)
-        pipe = self.redis.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, RATE_WINDOW_S, nx=True)
-        pipe.ttl(key)
-        count, _, ttl = await pipe.execute()
-        if count <= self.per_hour:
-            return None
-        await self.redis.decr(key)
-        return max(1, int(ttl)) if ttl and ttl > 0 else RATE_WINDOW_S
 
-    async def give_back(self, user_id: str, channel: str) -> None:
-        await self.redis.decr(self.keys.rate_limit(user_id, channel))
+    def over_limit(self, count: int, _expired) -> bool:
+        """True when the slot just taken is beyond the limit (the send path gives it back)."""
+        return count > self.per_hour
+
+    async def retry_after(self, user_id: str, channel: str) -> int:
+        """Seconds until the window frees a slot; asked only when refusing, off the common path."""
+        ttl = await self.redis.ttl(self.keys.rate_limit(user_id, channel))
+        return max(1, int(ttl)) if ttl and ttl > 0 else RATE_WINDOW_S

@@ -64,17 +64,24 @@ class Lookups:
         self.client = client
         self.settings = settings
 
-    async def user(self, user_id: str, *, correlation_id: str) -> dict | None:
-        cached = await self.redis.get(self.keys.user(user_id))
+    def queue_cached(self, pipe, user_id: str, code: str) -> None:
+        """Add the cache reads of the user and the English template to ``pipe`` (two results)."""
+        pipe.get(self.keys.user(user_id))
+        pipe.get(self.keys.template(code, DEFAULT_LANGUAGE))
+
+    async def user(self, user_id: str, cached: str | None, *, correlation_id: str) -> dict | None:
         if cached:
             return json.loads(cached)
         return await self.client.get(self.settings.user_service_url, f"/api/v1/users/{user_id}",
                                      correlation_id=correlation_id)
 
-    async def template(self, code: str, language: str, *, correlation_id: str) -> dict | None:
+    async def template(self, code: str, language: str, cached_default: str | None, *,
+                       correlation_id: str) -> dict | None:
         """The template in ``language``, else in English (the service applies the same fallback)."""
-        cached = await self.redis.get(self.keys.template(code, language))
+        cached = cached_default if language == DEFAULT_LANGUAGE else await self.redis.get(
+            self.keys.template(code, language))
         if cached:
             return json.loads(cached)
-        return await self.client.get(self.settings.template_service_url, f"/api/v1/templates/{quote(code, safe='')}",
+        return await self.client.get(self.settings.template_service_url,
+                                     f"/api/v1/templates/{quote(code, safe='')}",
                                      params={"language": language}, correlation_id=correlation_id)

@@ -62,17 +62,26 @@ class Publisher:
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def publish(self, *, channel: str, body: dict, priority: int, correlation_id: str) -> None:
-        """Publish persistently and wait for the broker's confirm; :class:`PublishError` otherwise."""
-        message = Message(
+    def message(self, *, channel: str, body: dict, priority: int, correlation_id: str) -> Message:
+        return Message(
             queue_name=QUEUE_OF_CHANNEL[channel], actor_name=ACTOR_OF_CHANNEL[channel], args=(body,),
             kwargs={}, options={"broker_priority": priority, "correlation_id": correlation_id},
             message_id=body["notification_id"],
         )
+
+    def publish_blocking(self, message: Message) -> None:
+        """Publish persistently and wait for the broker's confirm, on the calling (worker) thread.
+
+        The connection's own timeouts (``middleware.rabbitmq.URL_DEFAULTS``) bound the wait, so a
+        refused or unreachable broker surfaces as :class:`PublishError` within seconds.
+        """
         try:
-            await asyncio.wait_for(self._run(self.broker.enqueue, message), PUBLISH_TIMEOUT_S)
-        except (TimeoutError, BrokerError, pika.exceptions.AMQPError, OSError) as exc:
+            self.broker.enqueue(message)
+        except (BrokerError, pika.exceptions.AMQPError, OSError) as exc:
             raise PublishError(type(exc).__name__) from exc
+
+    async def publish(self, message: Message) -> None:
+        await asyncio.wait_for(self._run(self.publish_blocking, message), PUBLISH_TIMEOUT_S)
 
     async def ping(self) -> bool:
         """True when the topology is declared and a channel answers now."""

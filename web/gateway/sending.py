@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import peewee
 from aiohttp import web
+from playhouse.pool import MaxConnectionsExceeded
 
 from logs import log_context
 from models.base import iso, utcnow
@@ -75,18 +76,39 @@ class SendPipeline:
         self.renderer = renderer
 
     async def send(self, caller: Caller, body: dict, *, correlation_id: str) -> Accepted:
+        """One Redis round trip before the checks and one after the publish: each trip is a
+        cross-process wake-up, and on a small machine those dominate the cost of a send. The rate
+        slot and the ``pending`` hash are therefore taken up front and given back on any refusal."""
         req = parse(body)
-        if not caller.may_act_on(req["user_id"]):
+        channel, user_id = req["notification_type"], req["user_id"]
+        if not caller.may_act_on(user_id):
             raise ApiError("FORBIDDEN", "a user token may only send to its own user")
         digest = body_hash(req)
-        replay = await self.idempotency.claim(caller.sub, req["request_id"], digest)
+        nid, now = str(uuid.uuid4()), utcnow()
+        status_key = self.app[keys.redis_keys_key].notification(nid)
+        pipe = self.app[keys.redis_key].pipeline(transaction=False)
+        self.idempotency.queue_claim(pipe, caller.sub, req["request_id"], digest)
+        self.lookups.queue_cached(pipe, user_id, req["template_code"])
+        self.limiter.queue_take(pipe, user_id, channel)
+        self._queue_status(pipe, status_key, dao.status_hash(notification_id=nid, status=PENDING,
+                                                              created_at=iso(now), updated_at=iso(now)))
+        held, user_raw, template_raw, *taken = (await pipe.execute())[:5]
+        over_limit = self.limiter.over_limit(*taken)
+        replay = self.idempotency.read_claim(held, digest)
         if replay is not None:
+            await self._forget(status_key, user_id, channel)
             return self._replayed(replay)
         try:
-            return await self._accept(caller, req, digest, correlation_id)
+            data, replayed = await self._accept(caller, req, digest, correlation_id, user_raw, template_raw,
+                                                over_limit, nid, now)
         except BaseException:
-            await asyncio.shield(self.idempotency.release(caller.sub, req["request_id"]))
+            claim = (caller.sub, req["request_id"])
+            await asyncio.shield(self._forget(status_key, user_id, channel, release=claim))
             raise
+        if replayed:
+            await self._forget(status_key, user_id, channel)
+        await self.idempotency.complete(caller.sub, req["request_id"], digest, data)
+        return Accepted(data, replayed=replayed)
 
     def _replayed(self, replay) -> Accepted:
         if replay.data is not None:
@@ -95,48 +117,55 @@ class SendPipeline:
             raise ApiError("IDEMPOTENCY_CONFLICT", "a request with this request_id is still being processed")
         raise ApiError("IDEMPOTENCY_CONFLICT", "request_id was already used with a different body")
 
-    async def _accept(self, caller: Caller, req: dict, digest: str, correlation_id: str) -> Accepted:
+    async def _accept(self, caller: Caller, req: dict, digest: str, correlation_id: str, user_raw: str | None,
+                      template_raw: str | None, over_limit: bool, nid: str, now) -> tuple[dict, bool]:
+        """The checks in the contract's order, then record and publish; (data, replayed from the row)."""
         channel, user_id = req["notification_type"], req["user_id"]
-        user = await self.lookups.user(user_id, correlation_id=correlation_id)
+        user = await self.lookups.user(user_id, user_raw, correlation_id=correlation_id)
         if user is None or not user.get("is_active", False):
             raise ApiError("NOT_FOUND", "user not found")
-        language = (user.get("preferences") or {}).get("language") or DEFAULT_LANGUAGE
-        template = await self.lookups.template(req["template_code"], language, correlation_id=correlation_id)
+        preferences = user.get("preferences") or {}
+        language = preferences.get("language") or DEFAULT_LANGUAGE
+        template = await self.lookups.template(req["template_code"], language, template_raw,
+                                               correlation_id=correlation_id)
         if template is None or not template.get("is_active", True):
             raise ApiError("NOT_FOUND", "template not found")
-        if (user.get("preferences") or {}).get(channel, True) is False:
+        if preferences.get(channel, True) is False:
             raise ApiError("PREFERENCE_DISABLED", f"the user has turned {channel} notifications off")
         if channel == "push" and not user.get("push_token"):
             raise ApiError("VALIDATION_ERROR", "the user has no push token")
-        await self._check_renders(template, req["variables"])
-        wait = await self.limiter.take(user_id, channel)
-        if wait is not None:
+        self._check_renders(template, req["variables"])
+        if over_limit:
+            wait = await self.limiter.retry_after(user_id, channel)
             raise ApiError("RATE_LIMITED", f"more than {self.limiter.per_hour} {channel} notifications "
                            "to this user in an hour", headers={"Retry-After": str(wait)})
-        try:
-            data, replayed = await self._record_and_publish(caller, req, digest, user, template, correlation_id)
-        except BaseException:
-            await asyncio.shield(self.limiter.give_back(user_id, channel))
-            raise
-        if replayed:
-            await self.limiter.give_back(user_id, channel)
-        await self.idempotency.complete(caller.sub, req["request_id"], digest, data)
-        return Accepted(data, replayed=replayed)
+        return await self._record_and_publish(caller, req, digest, user, template, correlation_id, nid, now)
 
-    async def _check_renders(self, template: dict, variables: dict) -> None:
-        """Refuse now, with the variable's name, what the worker could never render."""
-        def render() -> None:
+    async def _forget(self, status_key: str, user_id: str, channel: str,
+                      release: tuple[str, str] | None = None) -> None:
+        """Undo what the first round trip took for a send that was not accepted after all: the
+        ``pending`` hash, the rate slot and, when given, the idempotency claim."""
+        pipe = self.app[keys.redis_key].pipeline(transaction=False)
+        pipe.delete(status_key)
+        pipe.decr(self.app[keys.redis_keys_key].rate_limit(user_id, channel))
+        if release is not None:
+            pipe.delete(self.app[keys.redis_keys_key].request(*release))
+        await pipe.execute()
+
+    def _check_renders(self, template: dict, variables: dict) -> None:
+        """Refuse now, with the variable's name, what the worker could never render.
+
+        Rendered on the loop: templates are compiled once and the sandbox bounds loops, products and
+        output, so this costs microseconds; a thread hop would cost more under load.
+        """
+        try:
             self.renderer.render(subject=template.get("subject") or "", content=template["content"],
                                  variables=variables)
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, render)
         except RenderError as exc:
             raise ApiError("VALIDATION_ERROR", str(exc)) from None
 
     async def _record_and_publish(self, caller: Caller, req: dict, digest: str, user: dict, template: dict,
-                                  correlation_id: str) -> tuple[dict, bool]:
-        nid = str(uuid.uuid4())
-        now = utcnow()
+                                  correlation_id: str, nid: str, now) -> tuple[dict, bool]:
         created = iso(now)
         message = {
             "notification_id": nid,
@@ -153,38 +182,43 @@ class SendPipeline:
             "created_at": created,
             "template": {key: template.get(key) for key in ("language", "version", "subject", "content")},
         }
+        row = dict(notification_id=nid, request_id=req["request_id"], caller=caller.sub, request_hash=digest,
+                   user_id=req["user_id"], template_code=req["template_code"],
+                   notification_type=req["notification_type"], status=PENDING, priority=req["priority"],
+                   metadata=req["metadata"], created_at=now, updated_at=now)
+        amqp_message = self.publisher.message(channel=req["notification_type"], body=message,
+                                              priority=req["priority"], correlation_id=correlation_id)
         with log_context(notification_id=nid):
             try:
-                await in_db(self.app, dao.create, notification_id=nid, request_id=req["request_id"],
-                            caller=caller.sub, request_hash=digest, user_id=req["user_id"],
-                            template_code=req["template_code"], notification_type=req["notification_type"],
-                            status=PENDING, priority=req["priority"], metadata=req["metadata"],
-                            created_at=now, updated_at=now)
-            except peewee.IntegrityError:
-                return await self._replay_from_database(caller, req, digest), True
-            except peewee.PeeweeException:
-                log.exception("could not record the notification")
+                stored = await in_db(self.app, self._store_and_publish, row, amqp_message, atomic=False)
+            except PublishError as exc:
+                log.error("publish not confirmed: %s", exc)
+                raise ApiError("SERVICE_UNAVAILABLE", "the message broker did not accept the notification; "
+                               "try again shortly", headers={"Retry-After": "5"}) from None
+            except (peewee.PeeweeException, MaxConnectionsExceeded) as exc:
+                log.error("could not record the notification: %s", exc)
                 raise ApiError("SERVICE_UNAVAILABLE", "storage unavailable; try again shortly",
                                headers={"Retry-After": "5"}) from None
-            status_key = self.app[keys.redis_keys_key].notification(nid)
-            try:
-                await self._set_pending(status_key, nid, created)
-                await self.publisher.publish(channel=req["notification_type"], body=message,
-                                             priority=req["priority"], correlation_id=correlation_id)
-            except BaseException as exc:
-                await asyncio.shield(self._undo(nid, status_key))
-                if isinstance(exc, PublishError):
-                    log.error("publish not confirmed: %s", exc)
-                    raise ApiError("SERVICE_UNAVAILABLE", "the message broker did not accept the "
-                                   "notification; try again shortly", headers={"Retry-After": "5"}) from None
-                raise
+            if not stored:
+                return await self._replay_from_database(caller, req, digest), True
             log.info("notification accepted", extra={"notification_type": req["notification_type"]})
         return {"notification_id": nid, "request_id": req["request_id"], "status": PENDING,
                 "created_at": created}, False
 
-    async def _set_pending(self, key: str, nid: str, created: str) -> None:
-        await self._write_status(key, dao.status_hash(notification_id=nid, status=PENDING, created_at=created,
-                                                      updated_at=created))
+    def _store_and_publish(self, row: dict, amqp_message) -> bool:
+        """Commit the row, then publish; a refused publish deletes the row again. One thread hop for
+        both, and the row is committed before any worker can see the message. False when the
+        (caller, request_id) row already exists (the idempotency key was lost, the row was not)."""
+        try:
+            dao.create(**row)  # one autocommitted INSERT: a single round trip
+        except peewee.IntegrityError:
+            return False
+        try:
+            self.publisher.publish_blocking(amqp_message)
+        except BaseException:
+            dao.delete(row["notification_id"])
+            raise
+        return True
 
     async def mirror_status(self, row) -> None:
         """Copy a row's status to its Redis hash (after a receipt or a replay changed it)."""
@@ -196,16 +230,13 @@ class SendPipeline:
 
     async def _write_status(self, key: str, mapping: dict) -> None:
         pipe = self.app[keys.redis_key].pipeline(transaction=True)
-        pipe.hset(key, mapping=mapping)
-        pipe.expire(key, STATUS_TTL_S)
+        self._queue_status(pipe, key, mapping)
         await pipe.execute()
 
-    async def _undo(self, nid: str, status_key: str) -> None:
-        try:
-            await in_db(self.app, dao.delete, nid)
-            await self.app[keys.redis_key].delete(status_key)
-        except Exception:
-            log.exception("could not undo a refused notification")
+    @staticmethod
+    def _queue_status(pipe, key: str, mapping: dict) -> None:
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, STATUS_TTL_S)
 
     async def _replay_from_database(self, caller: Caller, req: dict, digest: str) -> dict:
         """The idempotency key was lost (a Redis restart) but the row remembers the request."""
