@@ -4,6 +4,7 @@ FCM v1 server, with its status readable; delivered by ``dramatiq actors`` worker
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -49,10 +50,13 @@ async def test_email_end_to_end(stack, smtp, tmp_path):
     template = await stack.create_template(subject="Welcome {{ name }}",
                                            content="<h1>Hi {{ name }}</h1><p>Open <a href='{{ link }}'>this</a></p>")
     with worker({**stack.env, **smtp.env}, tmp_path / "worker.log"):
-        resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                                variables={"name": "Ada <3", "link": "https://example.com/a"},
-                                request_id="e2e-email-1", metadata={"campaign": "launch"})
+        body = {"notification_type": "email", "user_id": user["id"], "template_code": template["code"],
+                "variables": {"name": "Ada <3", "link": "https://example.com/a"}, "request_id": "e2e-email-1",
+                "metadata": {"campaign": "launch"}}
+        resp = await stack.client.post("/api/v1/notifications/", json=body,
+                                       headers={**stack.auth(), "X-Correlation-ID": "trace-e2e-1"})
         assert resp.status == 202, await resp.text()
+        assert resp.headers["X-Correlation-ID"] == "trace-e2e-1"
         nid = (await resp.json())["data"]["notification_id"]
         [mail] = await wait_mail(smtp, 1)
         note = await wait_status(stack, nid, "delivered")
@@ -67,6 +71,11 @@ async def test_email_end_to_end(stack, smtp, tmp_path):
     assert note["delivered_at"] and note["retry_count"] == 0 and note["error"] is None
     assert [a["outcome"] for a in note["attempts"]] == ["delivered"]
     assert note["metadata"] == {"campaign": "launch"}
+    # the worker's JSON log lines carry the request's correlation id and the notification id
+    lines = [json.loads(x) for x in (tmp_path / "worker.log").read_text().splitlines() if x.startswith("{")]
+    delivered = [x for x in lines if x["message"] == "notification delivered"]
+    assert delivered and delivered[0]["correlation_id"] == "trace-e2e-1"
+    assert delivered[0]["notification_id"] == nid and delivered[0]["service"] == "worker"
 
 
 async def test_push_end_to_end(stack, tmp_path):

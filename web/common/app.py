@@ -155,4 +155,9 @@ async def check_postgres(app: web.Application) -> bool:
             db.execute_sql("SELECT 1")
         return True
 
-    return await in_db(app, ping)
+    try:
+        return await in_db(app, ping)
+    except (peewee.OperationalError, peewee.InterfaceError):
+        # A pooled connection that died since its last use (a PostgreSQL restart) fails once and is
+        # dropped; a second try on a fresh connection tells whether PostgreSQL itself is down.
+        return await in_db(app, ping)

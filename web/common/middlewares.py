@@ -11,7 +11,10 @@ import re
 import time
 import uuid
 
+import peewee
+import redis.exceptions
 from aiohttp import web
+from playhouse.pool import MaxConnectionsExceeded
 
 from logs import correlation_id_var
 from web.common.envelope import ApiError, error
@@ -56,6 +59,11 @@ _HTTP_CODES = {
 }
 
 
+#: Failures of a data store: the request could not be served now, but may be in a moment.
+UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, peewee.OperationalError,
+               peewee.InterfaceError, MaxConnectionsExceeded)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     try:
@@ -68,6 +76,10 @@ async def error_middleware(request: web.Request, handler):
         code, message = _HTTP_CODES.get(exc.status, ("INTERNAL_ERROR", exc.reason))
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return error(code, message, status=exc.status, headers=headers)
+    except UNAVAILABLE as exc:
+        log.error("dependency unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return error("SERVICE_UNAVAILABLE", "a dependency is unavailable; try again shortly",
+                     headers={"Retry-After": "5"})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error("INTERNAL_ERROR", "internal error; quote the correlation id when reporting it")
