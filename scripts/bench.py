@@ -130,6 +130,7 @@ def main() -> None:
         sink = "/usr/sbin/smtp-sink" if Path("/usr/sbin/smtp-sink").exists() else "smtp-sink"
         stack.enter_context(herald_process([sink, "-u", "nobody", f"127.0.0.1:{ports['smtp']}", "1000"], {},
                                            logs / "smtp-sink.log"))
+        time.sleep(2)  # let the last in-flight sends finish before counting the backlog
         backlog = _count(db_url, "pending")
         started = time.monotonic()
         stack.enter_context(herald_process(
