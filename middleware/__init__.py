@@ -9,6 +9,7 @@ from middleware.database import DatabaseConnection
 from middleware.dead_letter import DeadLetter
 from middleware.log_context import LogContext
 from middleware.priority import Priority
+from middleware.topology import DeclareTopology
 
 #: A delivery that takes longer than this is interrupted (well under RabbitMQ's 30 min ack timeout).
 TIME_LIMIT_MS = 120_000
@@ -17,6 +18,7 @@ TIME_LIMIT_MS = 120_000
 def build_stack(runtime) -> list:
     """The worker middleware, in order. ``before_*`` hooks run top-down, ``after_*`` bottom-up:
 
+    0. DeclareTopology: the contract's whole topology, declared when a worker boots.
     1. TimeLimit, ShutdownNotifications: dramatiq's own guards against a hung send.
     2. LogContext: ids bound first, cleared last, so every other hook logs with them.
     3. Priority: AMQP priority on every publish (retries too) and a small prefetch.
@@ -26,6 +28,7 @@ def build_stack(runtime) -> list:
     dramatiq's ``Retries`` is deliberately absent: retry policy is Herald's, not dramatiq's.
     """
     return [
+        DeclareTopology(),
         TimeLimit(time_limit=TIME_LIMIT_MS),
         ShutdownNotifications(),
         LogContext(),

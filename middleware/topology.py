@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
+from dramatiq import Middleware
+
+log = logging.getLogger(__name__)
+
 EXCHANGE = "notifications.direct"
 EMAIL_QUEUE = "email.queue"
 PUSH_QUEUE = "push.queue"
@@ -41,3 +49,33 @@ def queue_arguments(queue: str) -> dict:
 
 
 ALL_QUEUES = (EMAIL_QUEUE, PUSH_QUEUE, MAINTENANCE_QUEUE)
+
+
+class DeclareTopology(Middleware):
+    """Declares the whole topology when a worker boots, not only the queues it consumes, so an
+    e-mail-only worker also creates ``push.queue`` and ``maintenance.queue`` (contract, section 1).
+
+    It runs in a background thread and retries until RabbitMQ answers: a worker must start while
+    RabbitMQ is away and catch up when it returns.
+    """
+
+    #: Seconds between attempts while RabbitMQ is unreachable (doubling, up to this cap).
+    MAX_RETRY_S = 30.0
+
+    def after_worker_boot(self, broker, worker):
+        declare = getattr(broker, "declare_topology", None)
+        if declare is not None:
+            threading.Thread(target=self._until_declared, args=(declare,), name="declare-topology",
+                             daemon=True).start()
+
+    def _until_declared(self, declare) -> None:
+        delay = 0.5
+        while True:
+            try:
+                declare()
+                log.info("RabbitMQ topology declared")
+                return
+            except Exception as exc:
+                log.warning("RabbitMQ topology not declared yet (%s); retrying in %.1fs", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, self.MAX_RETRY_S)
