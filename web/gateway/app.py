@@ -7,6 +7,7 @@ import dramatiq
 from aiohttp import web
 
 from models.keys import Keys
+from models.redis_client import sync_client
 from providers.rendering import Renderer
 from settings import Settings
 from web.common import keys
@@ -52,17 +53,19 @@ async def _publisher_ctx(app: web.Application, broker: dramatiq.Broker | None):
     publisher.start()
     app[publisher_key] = publisher
     redis, redis_keys = app[keys.redis_key], app[keys.redis_keys_key]
+    blocking_redis = sync_client(settings.redis_url)
     app[pipeline_key] = SendPipeline(
         app=app,
         lookups=Lookups(redis=redis, keys=redis_keys, settings=settings,
                         client=ServiceClient(settings=settings, session=app[keys.http_client_key])),
-        idempotency=Idempotency(redis=redis, keys=redis_keys),
+        idempotency=Idempotency(redis=redis, keys=redis_keys, blocking_redis=blocking_redis),
         limiter=RateLimiter(redis=redis, keys=redis_keys, per_hour=settings.rate_limit_per_hour),
         publisher=publisher,
         renderer=Renderer(),
     )
     yield
     await publisher.close()
+    blocking_redis.close()
 
 
 async def _check_rabbitmq(app: web.Application) -> bool:

@@ -113,7 +113,7 @@ class SendPipeline:
             raise
         if replayed:
             await self._forget(status_key, user_id, channel)
-        await self.idempotency.complete(caller.sub, req["request_id"], digest, data)
+            await self.idempotency.complete(caller.sub, req["request_id"], digest, data)
         return Accepted(data, replayed=replayed)
 
     def _replayed(self, replay) -> Accepted:
@@ -194,9 +194,15 @@ class SendPipeline:
                    metadata=req["metadata"], created_at=now, updated_at=now)
         amqp_message = self.publisher.message(channel=req["notification_type"], body=message,
                                               priority=req["priority"], correlation_id=correlation_id)
+        data = {"notification_id": nid, "request_id": req["request_id"], "status": PENDING, "created_at": created}
+
+        def completed() -> None:
+            self.idempotency.complete_blocking(caller.sub, req["request_id"], digest, data)
+
         with log_context(notification_id=nid):
             try:
-                stored = await in_db(self.app, self._store_and_publish, row, amqp_message, atomic=False)
+                stored = await in_db(self.app, self._store_and_publish, row, amqp_message, completed,
+                                     atomic=False)
             except PublishError as exc:
                 log.error("publish not confirmed: %s", exc)
                 raise ApiError("SERVICE_UNAVAILABLE", "the message broker did not accept the notification; "
@@ -208,13 +214,13 @@ class SendPipeline:
             if not stored:
                 return await self._replay_from_database(caller, req, digest), True
             log.info("notification accepted", extra={"notification_type": req["notification_type"]})
-        return {"notification_id": nid, "request_id": req["request_id"], "status": PENDING,
-                "created_at": created}, False
+        return data, False
 
-    def _store_and_publish(self, row: dict, amqp_message) -> bool:
-        """Commit the row, then publish; a refused publish deletes the row again. One thread hop for
-        both, and the row is committed before any worker can see the message. False when the
-        (caller, request_id) row already exists (the idempotency key was lost, the row was not)."""
+    def _store_and_publish(self, row: dict, amqp_message, completed) -> bool:
+        """Commit the row, publish, record the idempotent response (``completed``); a refused
+        publish deletes the row again. One thread hop for all three, and the row is committed
+        before any worker can see the message. False when the (caller, request_id) row already
+        exists (the idempotency key was lost, the row was not)."""
         try:
             dao.create(**row)  # one autocommitted INSERT: a single round trip
         except peewee.IntegrityError:
@@ -224,6 +230,7 @@ class SendPipeline:
         except BaseException:
             dao.delete(row["notification_id"])
             raise
+        completed()
         return True
 
     async def mirror_status(self, row) -> None:
