@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -100,7 +100,7 @@ class Settings:
     circuit_success_threshold: int
     rate_limit_per_hour: int
     dlq_alert_threshold: int
-    alert_webhook_url: str | None
+    alert_webhook_url: str | None = field(repr=False)
     log_level: str
     gateway_port: int
     users_port: int
@@ -131,8 +131,6 @@ class Settings:
         jwt_secret = _str(env, "JWT_SECRET")
         if jwt_secret is None and not embedded:
             raise SettingsError("JWT_SECRET: required (a long random string shared by every service)")
-        if jwt_secret is not None and len(jwt_secret) < 32:
-            raise SettingsError("JWT_SECRET: too short, use at least 32 characters")
         level = _str(env, "LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")
@@ -186,6 +184,16 @@ class Settings:
             worker_prefetch=_int(env, "WORKER_PREFETCH", 2, low=1, high=1000),
         )
 
+    def __repr__(self) -> str:
+        return f"Settings({self.redacted()})"
+
+    def warnings(self) -> list[str]:
+        """Settings that work but weaken Herald; each entry point logs them at start."""
+        out = []
+        if self.jwt_secret and len(self.jwt_secret) < 32:
+            out.append("JWT_SECRET is shorter than 32 characters; HS256 tokens are only as strong as it")
+        return out
+
     def redacted(self) -> dict[str, object]:
         """The settings as a dict fit for a log line: secrets and URL passwords masked."""
         out: dict[str, object] = {}
@@ -193,12 +201,22 @@ class Settings:
             value = getattr(self, f.name)
             if not f.repr and value:
                 value = "***"
-            elif isinstance(value, str) and "://" in value and "@" in value:
-                parsed = urlparse(value)
-                if parsed.password:
-                    value = value.replace(f":{parsed.password}@", ":***@")
+            elif isinstance(value, str) and "://" in value:
+                value = _mask_url(value)
             out[f.name] = value
         return out
+
+
+def _mask_url(value: str) -> str:
+    """The URL with its password and any secret-looking query parameter masked."""
+    parsed = urlparse(value)
+    if parsed.password:
+        parsed = parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@"))
+    if parsed.query:
+        pairs = [(k, "***" if any(w in k.lower() for w in ("pass", "secret", "token", "key")) else v)
+                 for k, v in parse_qsl(parsed.query, keep_blank_values=True)]
+        parsed = parsed._replace(query=urlencode(pairs, safe="*"))
+    return urlunparse(parsed)
 
 
 def load_or_exit(*, embedded: bool | None = None) -> Settings:

@@ -13,7 +13,7 @@ import dramatiq
 
 from actors.runtime import Runtime
 from middleware.topology import EMAIL_QUEUE, PUSH_QUEUE
-from models.notification import DELIVERED
+from models.notification import DELIVERED, FAILED
 from providers.errors import PermanentProviderError
 from providers.rendering import Rendered, RenderError
 
@@ -30,9 +30,15 @@ def _render(runtime: Runtime, notification: dict) -> Rendered:
 
 
 def _already_delivered(runtime: Runtime, notification_id: str) -> bool:
-    """A redelivered message (worker crash, broker restart) must not send twice."""
-    if runtime.status.current_status(notification_id) == DELIVERED:
-        log.warning("notification already delivered; redelivered message dropped")
+    """True when this message must not be sent: its notification was delivered already (a
+    redelivery after a crash or broker restart), or it has no record at all (the gateway refused
+    the request after an ambiguous publish, and told the client so)."""
+    status = runtime.status.current_status(notification_id)
+    if status in (DELIVERED, FAILED):
+        log.warning("notification already %s; redelivered message dropped", status)
+        return True
+    if status is None:
+        log.warning("no record of this notification; message dropped")
         return True
     return False
 

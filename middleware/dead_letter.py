@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 
+import peewee
+import redis.exceptions
 from dramatiq import Middleware
+from playhouse.pool import MaxConnectionsExceeded
 
 from middleware.log_context import notification_of
 from models.notification import FAILED
@@ -28,18 +31,49 @@ def describe(exception: BaseException) -> str:
     return f"internal_error: {type(exception).__name__}"
 
 
+#: A data store the worker needs is away: the message waits and comes back, it does not fail.
+UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, peewee.OperationalError,
+               peewee.InterfaceError, MaxConnectionsExceeded)
+#: How long such a message waits before it is tried again.
+OUTAGE_DELAY_MS = 5_000
+
+
 class DeadLetter(Middleware):
+    """Provider errors and bugs end the message in ``failed.queue``; an outage of PostgreSQL or
+    Redis only delays it (re-published after :data:`OUTAGE_DELAY_MS`, attempts not counted).
+
+    Whatever happens while recording, the message is either re-published or failed (nacked into
+    the dead-letter queue), never acked and dropped: dramatiq swallows errors in ``after_*`` hooks,
+    so the fail comes in a ``finally``.
+    """
+
     def __init__(self, *, status) -> None:
         self.status = status
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if exception is None or message.options.get("retry_scheduled"):
             return
+        if isinstance(exception, UNAVAILABLE) and self._wait_out(broker, message, exception):
+            return
         nid = notification_of(message).get("notification_id")
         error = describe(exception)
-        if nid:
-            self.status.record(nid, outcome="failed", status=FAILED, error=error)
-        message.options["dead_letter_reason"] = error
-        message.fail()
+        try:
+            if nid:
+                self.status.record(nid, outcome="failed", status=FAILED, error=error)
+        except Exception:
+            log.exception("could not record the failure; the message still goes to the dead-letter queue")
+        finally:
+            message.fail()
         log.error("notification failed and was moved to the dead-letter queue: %s", error,
                   extra={"error": error, "actor": message.actor_name})
+
+    def _wait_out(self, broker, message, exception) -> bool:
+        try:
+            broker.enqueue(message.copy(), delay=OUTAGE_DELAY_MS)
+        except Exception:
+            log.exception("could not re-publish during an outage; dead-lettering instead")
+            return False
+        message.options["retry_scheduled"] = True
+        log.warning("a data store is unavailable (%s); the message waits %d ms", type(exception).__name__,
+                    OUTAGE_DELAY_MS)
+        return True

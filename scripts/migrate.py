@@ -8,6 +8,8 @@ import logging
 import secrets
 import sys
 
+import peewee
+
 from logs import setup_logging
 from models.base import bind_databases
 from models.migrations import migrate
@@ -33,8 +35,11 @@ def ensure_admin(settings: Settings, *, password: str | None = None) -> tuple[st
     with User._meta.database.connection_context():
         if User.get_or_none(User.email == email) is not None:
             return email, None
-        User.create(name="Administrator", email=email, password_hash=hash_password(secret), role="admin",
-                    preferences={"email": True, "push": True})
+        try:
+            User.create(name="Administrator", email=email, password_hash=hash_password(secret), role="admin",
+                        preferences={"email": True, "push": True})
+        except peewee.IntegrityError:  # another migrator created it a moment ago
+            return email, None
     log.info("bootstrap admin created", extra={"email": email})
     return email, generated
 

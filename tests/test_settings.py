@@ -51,3 +51,16 @@ def test_redacted_hides_secrets():
     text = str(s.redacted())
     assert "hunter2" not in text and ":pw@" not in text and "x" * 32 not in text
     assert "hunter2" not in repr(s)
+
+
+def test_webhook_and_query_secrets_are_masked():
+    s = Settings.from_env({**BASE, "ALERT_WEBHOOK_URL": "https://hooks.example.com/services/T0/B0/SECRETPATH",
+                           "DATABASE_URL": "postgresql://db/herald?password=hunter3&sslmode=require"})
+    text = str(s.redacted()) + repr(s)
+    assert "SECRETPATH" not in text and "hunter3" not in text and "sslmode=require" in text
+
+
+def test_a_short_jwt_secret_starts_with_a_warning():
+    s = Settings.from_env({"JWT_SECRET": "short"})
+    assert any("JWT_SECRET" in w for w in s.warnings())
+    assert Settings.from_env(BASE).warnings() == []

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 import peewee
+import redis.exceptions
 
 from models.base import iso, utcnow
 from models.keys import STATUS_TTL_S, Keys
 from models.notification import DELIVERED, FAILED, PENDING, Notification
+
+log = logging.getLogger(__name__)
 
 
 def status_hash(*, notification_id: str, status: str, created_at: str, updated_at: str,
@@ -128,9 +132,8 @@ class StatusWriter:
         self.keys = keys
 
     def current_status(self, notification_id: str) -> str | None:
-        status = self.redis.hget(self.keys.notification(notification_id), "status")
-        if status:
-            return status
+        """The status from PostgreSQL, the record: the Redis copy may lag if mirroring failed, and a
+        stale ``pending`` there must not cause a second send. ``None``: no such notification."""
         row = get(notification_id)
         return row.status if row else None
 
@@ -138,7 +141,11 @@ class StatusWriter:
                error: str | None = None) -> Notification | None:
         row = record_attempt(notification_id, outcome=outcome, error=error, status=status)
         if row is not None:
-            self.mirror(row)
+            try:
+                self.mirror(row)
+            except redis.exceptions.RedisError as exc:
+                # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
+                log.warning("status not mirrored to Redis: %s", type(exc).__name__)
         return row
 
     def mirror(self, row: Notification) -> None:

@@ -145,7 +145,7 @@ async def test_priority_high_is_delivered_first(aiohttp_server, aiohttp_client, 
 
 
 async def test_redelivered_message_of_a_delivered_notification_is_not_sent_again(stack, smtp, tmp_path):
-    """A message redelivered after delivery (a crash before the ack) is dropped, not re-sent."""
+    """A message redelivered after delivery (a crash before the ack), or one with no record, is dropped."""
     from dramatiq.message import Message
 
     from middleware.rabbitmq import HeraldBroker
@@ -165,6 +165,10 @@ async def test_redelivered_message_of_a_delivered_notification_is_not_sent_again
                 "template": {"subject": "x", "content": "y", "language": "en", "version": 1}}
         broker.enqueue(Message(queue_name="email.queue", actor_name="send_email", args=(body,), kwargs={},
                                options={"broker_priority": 5}, message_id=nid))
+        # and a message whose notification was never recorded (a publish the gateway answered 503 for)
+        ghost = {**body, "notification_id": str(uuid.uuid4())}
+        broker.enqueue(Message(queue_name="email.queue", actor_name="send_email", args=(ghost,), kwargs={},
+                               options={"broker_priority": 5}, message_id=ghost["notification_id"]))
         broker.close()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and queue_depth(stack.settings.rabbitmq_url, "email.queue"):
@@ -172,4 +176,4 @@ async def test_redelivered_message_of_a_delivered_notification_is_not_sent_again
         await asyncio.sleep(1.0)
     assert len(smtp.messages) == 1
     log = (tmp_path / "worker.log").read_text()
-    assert "already delivered" in log
+    assert "already delivered" in log and "no record of this notification" in log

@@ -253,3 +253,49 @@ async def test_health_reports_every_dependency(ready):
     assert resp.status == 200, body
     assert body["data"] == {"status": "ok", "checks": {"redis": "ok", "rabbitmq": "ok", "users": "ok",
                                                        "templates": "ok"}}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 100000 + b"]" * 100000, b'{"request_id": NaN}', b'{"request_id": Infinity}',
+     b'{"notification_type": "email", "metadata": {"x": "a\\u0000b"}}'],
+    ids=["deeply nested", "NaN", "Infinity", "NUL"],
+)
+async def test_hostile_json_is_a_400_not_a_500(ready, raw):
+    stack, _, _ = ready
+    resp = await stack.client.post("/api/v1/notifications/", data=raw, headers=stack.auth())
+    body = await _body(resp)
+    assert resp.status == 400 and body["error"] == "VALIDATION_ERROR", body
+
+
+async def test_receipt_with_an_out_of_range_timestamp_is_a_400(ready):
+    stack, user, template = ready
+    nid = (await (await stack.send(**send_body(user, template))).json())["data"]["notification_id"]
+    receipt = {"notification_id": nid, "status": "delivered", "timestamp": "0001-01-01T00:00:00+05:00"}
+    resp = await stack.client.post("/api/v1/email/status/", json=receipt, headers=stack.auth())
+    assert resp.status == 400 and (await _body(resp))["error"] == "VALIDATION_ERROR"
+
+
+async def test_concurrent_repeats_of_one_request_all_get_its_result(ready):
+    import asyncio
+
+    stack, user, template = ready
+    body = send_body(user, template)
+    responses = await asyncio.gather(*(stack.send(**body) for _ in range(5)))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200, 200, 200, 200, 202], statuses
+    ids = {(await r.json())["data"]["notification_id"] for r in responses}
+    assert len(ids) == 1
+
+
+async def test_refused_requests_do_not_use_up_the_rate_limit(aiohttp_server, aiohttp_client, env):
+    import asyncio
+
+    from tests.support.stack import start_stack
+
+    stack = await start_stack(aiohttp_server, aiohttp_client, {**env, "RATE_LIMIT_PER_HOUR": "2"})
+    user, template = await stack.create_user(), await stack.create_template()
+    refused = await asyncio.gather(*(stack.send(**send_body(user, template, template_code="missing"))
+                                     for _ in range(10)))
+    assert {r.status for r in refused} == {404}
+    assert [(await stack.send(**send_body(user, template))).status for _ in range(3)] == [202, 202, 429]

@@ -34,8 +34,10 @@ def run_service(create_app: Callable[[Settings], web.Application], *, service: s
                 port_of: Callable[[Settings], int]) -> None:
     settings = load_or_exit()
     setup_logging(service=service, level=settings.log_level)
-    logging.getLogger(__name__).info("starting %s", service, extra={"settings": settings.redacted(),
-                                                                    "processes": settings.web_processes})
+    log = logging.getLogger(__name__)
+    log.info("starting %s", service, extra={"settings": settings.redacted(), "processes": settings.web_processes})
+    for warning in settings.warnings():
+        log.warning(warning)
     port = port_of(settings)
     if settings.web_processes == 1:
         _serve(create_app, settings, service, port, reuse_port=False)

@@ -28,13 +28,20 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw:
         raise fail("request body is empty; expected a JSON object")
+    if b"\\u0000" in raw:
+        # PostgreSQL's text and jsonb cannot hold NUL; refuse it here rather than fail at storage.
+        raise fail("request body must not contain NUL characters (\\u0000)")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise fail("request body is not valid JSON") from None
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise fail("request body is not valid JSON (or is nested too deeply)") from None
     if not isinstance(body, dict):
         raise fail("request body must be a JSON object")
     return body
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def reject_unknown(body: dict, allowed: set[str]) -> None:

@@ -10,6 +10,7 @@ refused or failed send gives its slot back, so only accepted sends count.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -22,6 +23,8 @@ from models.keys import IDEMPOTENCY_TTL_S, RATE_WINDOW_S, Keys
 
 log = logging.getLogger(__name__)
 
+#: Seconds a repeat of an in-flight request waits for the first one's outcome.
+IN_FLIGHT_WAIT_S = 3.0
 #: How long a claim may stay "processing" before another request may take over (a crashed gateway).
 CLAIM_TTL_S = 30
 
@@ -63,6 +66,20 @@ class Idempotency:
             return Replay(None, in_progress=True)
         return Replay(value["data"])
 
+    async def wait_for_result(self, caller: str, request_id: str, digest: str) -> Replay:
+        """A same-body request still in flight (a client retrying on its own timeout): wait briefly
+        for its outcome rather than call it a conflict."""
+        key = self.keys.request(caller, request_id)
+        for _ in range(int(IN_FLIGHT_WAIT_S / 0.05)):
+            await asyncio.sleep(0.05)
+            held = await self.redis.get(key)
+            if held is None:
+                break
+            replay = self.read_claim(held, digest)
+            if replay is not None and not replay.in_progress:
+                return replay
+        return Replay(None, in_progress=True)
+
     def _done(self, digest: str, data: dict) -> str:
         return json.dumps({"state": "done", "hash": digest, "data": data})
 
@@ -86,17 +103,18 @@ class RateLimiter:
         self.keys = keys
         self.per_hour = per_hour
 
-    def queue_take(self, pipe, user_id: str, channel: str) -> None:
-        """Add the slot-taking commands to ``pipe`` (two results, read by :meth:`over_limit`)."""
-        key = self.keys.rate_limit(user_id, channel)
+    def key(self, user_id: str, channel: str) -> str:
+        return self.keys.rate_limit(user_id, channel)
+
+    async def take(self, user_id: str, channel: str) -> int | None:
+        """Take a slot; ``None`` if within the limit, else the seconds until the window frees one.
+        The slot is taken either way; the send path gives it back on any refusal."""
+        key = self.key(user_id, channel)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, RATE_WINDOW_S, nx=True)
-
-    def over_limit(self, count: int, _expired) -> bool:
-        """True when the slot just taken is beyond the limit (the send path gives it back)."""
-        return count > self.per_hour
-
-    async def retry_after(self, user_id: str, channel: str) -> int:
-        """Seconds until the window frees a slot; asked only when refusing, off the common path."""
-        ttl = await self.redis.ttl(self.keys.rate_limit(user_id, channel))
+        pipe.ttl(key)
+        count, _, ttl = await pipe.execute()
+        if count <= self.per_hour:
+            return None
         return max(1, int(ttl)) if ttl and ttl > 0 else RATE_WINDOW_S

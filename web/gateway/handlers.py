@@ -91,10 +91,10 @@ def _timestamp(raw) -> dt.datetime | None:
         raise validation.fail("timestamp must be an ISO 8601 string")
     try:
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise validation.fail("timestamp must be an ISO 8601 string") from None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise validation.fail("timestamp must be an ISO 8601 date and time") from None
     return value
 
 

@@ -31,7 +31,7 @@ from web.common.auth import Caller
 from web.common.envelope import ApiError
 from web.gateway.guards import Idempotency, RateLimiter, body_hash
 from web.gateway.lookups import DEFAULT_LANGUAGE, Lookups
-from web.gateway.publisher import Publisher, PublishError
+from web.gateway.publisher import PUBLISH_TIMEOUT_S, Publisher, PublishError
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,12 @@ class SendPipeline:
         self._ids = random.Random(secrets.randbits(128))
 
     async def send(self, caller: Caller, body: dict, *, correlation_id: str) -> Accepted:
-        """One Redis round trip before the checks and one after the publish: each trip is a
-        cross-process wake-up, and on a small machine those dominate the cost of a send. The rate
-        slot and the ``pending`` hash are therefore taken up front and given back on any refusal."""
+        """Few Redis round trips, since each is a cross-process wake-up that dominates the cost of a
+        send on a small machine: one before the checks (claim, cached user and template, ``pending``
+        hash, given back on any refusal), one for the rate slot once every other check has passed,
+        and the idempotency record written by the thread that published."""
         req = parse(body)
-        channel, user_id = req["notification_type"], req["user_id"]
+        user_id = req["user_id"]
         if not caller.may_act_on(user_id):
             raise ApiError("FORBIDDEN", "a user token may only send to its own user")
         digest = body_hash(req)
@@ -95,24 +96,25 @@ class SendPipeline:
         pipe = self.app[keys.redis_key].pipeline(transaction=False)
         self.idempotency.queue_claim(pipe, caller.sub, req["request_id"], digest)
         self.lookups.queue_cached(pipe, user_id, req["template_code"])
-        self.limiter.queue_take(pipe, user_id, channel)
         self._queue_status(pipe, status_key, dao.status_hash(notification_id=nid, status=PENDING,
                                                               created_at=iso(now), updated_at=iso(now)))
-        held, user_raw, template_raw, *taken = (await pipe.execute())[:5]
-        over_limit = self.limiter.over_limit(*taken)
+        held, user_raw, template_raw = (await pipe.execute())[:3]
         replay = self.idempotency.read_claim(held, digest)
         if replay is not None:
-            await self._forget(status_key, user_id, channel)
+            await self._forget(status_key)
+            if replay.in_progress:
+                replay = await self.idempotency.wait_for_result(caller.sub, req["request_id"], digest)
             return self._replayed(replay)
+        taken: list[str] = []
         try:
             data, replayed = await self._accept(caller, req, digest, correlation_id, user_raw, template_raw,
-                                                over_limit, nid, now)
+                                                nid, now, taken)
         except BaseException:
             claim = (caller.sub, req["request_id"])
-            await asyncio.shield(self._forget(status_key, user_id, channel, release=claim))
+            await asyncio.shield(self._forget(status_key, *taken, release=claim))
             raise
         if replayed:
-            await self._forget(status_key, user_id, channel)
+            await self._forget(status_key, *taken)
             await self.idempotency.complete(caller.sub, req["request_id"], digest, data)
         return Accepted(data, replayed=replayed)
 
@@ -120,11 +122,12 @@ class SendPipeline:
         if replay.data is not None:
             return Accepted(replay.data, replayed=True)
         if replay.in_progress:
-            raise ApiError("IDEMPOTENCY_CONFLICT", "a request with this request_id is still being processed")
+            raise ApiError("SERVICE_UNAVAILABLE", "a request with this request_id is still being processed; "
+                           "retry shortly for its result", headers={"Retry-After": "1"})
         raise ApiError("IDEMPOTENCY_CONFLICT", "request_id was already used with a different body")
 
     async def _accept(self, caller: Caller, req: dict, digest: str, correlation_id: str, user_raw: str | None,
-                      template_raw: str | None, over_limit: bool, nid: str, now) -> tuple[dict, bool]:
+                      template_raw: str | None, nid: str, now, taken: list[str]) -> tuple[dict, bool]:
         """The checks in the contract's order, then record and publish; (data, replayed from the row)."""
         channel, user_id = req["notification_type"], req["user_id"]
         user = await self.lookups.user(user_id, user_raw, correlation_id=correlation_id)
@@ -141,19 +144,20 @@ class SendPipeline:
         if channel == "push" and not user.get("push_token"):
             raise ApiError("VALIDATION_ERROR", "the user has no push token")
         self._check_renders(template, req["variables"])
-        if over_limit:
-            wait = await self.limiter.retry_after(user_id, channel)
+        taken.append(self.limiter.key(user_id, channel))  # from here on, a refusal gives the slot back
+        wait = await self.limiter.take(user_id, channel)
+        if wait is not None:
             raise ApiError("RATE_LIMITED", f"more than {self.limiter.per_hour} {channel} notifications "
                            "to this user in an hour", headers={"Retry-After": str(wait)})
         return await self._record_and_publish(caller, req, digest, user, template, correlation_id, nid, now)
 
-    async def _forget(self, status_key: str, user_id: str, channel: str,
-                      release: tuple[str, str] | None = None) -> None:
-        """Undo what the first round trip took for a send that was not accepted after all: the
-        ``pending`` hash, the rate slot and, when given, the idempotency claim."""
+    async def _forget(self, status_key: str, *rate_keys: str, release: tuple[str, str] | None = None) -> None:
+        """Undo what was taken for a send that was not accepted after all: the ``pending`` hash, the
+        rate slot (when one was taken) and, when given, the idempotency claim."""
         pipe = self.app[keys.redis_key].pipeline(transaction=False)
         pipe.delete(status_key)
-        pipe.decr(self.app[keys.redis_keys_key].rate_limit(user_id, channel))
+        for key in rate_keys:
+            pipe.decr(key)
         if release is not None:
             pipe.delete(self.app[keys.redis_keys_key].request(*release))
         await pipe.execute()
@@ -201,9 +205,10 @@ class SendPipeline:
 
         with log_context(notification_id=nid):
             try:
-                stored = await in_db(self.app, self._store_and_publish, row, amqp_message, completed,
-                                     atomic=False)
-            except PublishError as exc:
+                stored = await asyncio.wait_for(
+                    in_db(self.app, self._store_and_publish, row, amqp_message, completed, atomic=False),
+                    PUBLISH_TIMEOUT_S)
+            except (PublishError, TimeoutError) as exc:
                 log.error("publish not confirmed: %s", exc)
                 raise ApiError("SERVICE_UNAVAILABLE", "the message broker did not accept the notification; "
                                "try again shortly", headers={"Retry-After": "5"}) from None
