@@ -130,7 +130,7 @@ Called with {"root": $, "role": ..., "spec": <its entry in herald.roles>}; print
 
 {{/* The HPA behaviour of the design: +2 pods per period up, 5-minute stabilisation down. */}}
 {{- define "herald.autoscalingBehavior" -}}
-{{- with .Values.autoscalingBehavior }}
+{{- with .Values.autoscalingBehavior -}}
 scaleUp:
   stabilizationWindowSeconds: 0
   selectPolicy: Max
