@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
 
-.PHONY: help install run test lint migrate bench clean
+.PHONY: help install run test lint migrate bench validate-deploy clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 install: $(STAMP)  ## create .venv and install Herald with its test tools
 
@@ -31,6 +31,9 @@ migrate: install  ## apply database migrations and create the bootstrap admin
 
 bench: install  ## load the gateway with wrk and measure end-to-end e-mail delivery (needs wrk, smtp-sink)
 	$(BIN)/python -m scripts.bench
+
+validate-deploy:  ## check docker-compose.yml, the entrypoint and the Helm chart (tools cached in var/tools)
+	bash scripts/validate_deploy.sh
 
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) var
