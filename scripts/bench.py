@@ -98,6 +98,7 @@ def main() -> None:
             "TEMPLATE_SERVICE_URL": f"http://127.0.0.1:{ports['templates']}",
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(ports["smtp"]), "HOST": "127.0.0.1",
             "WEB_PROCESSES": os.environ.get("BENCH_WEB_PROCESSES", "2"),
+            "WORKER_PREFETCH": os.environ.get("BENCH_WORKER_PREFETCH", "8"),
         }
         settings = Settings.from_env(env)
         subprocess.run([str(BIN / "python"), "-m", "scripts.migrate"], cwd=ROOT, check=True,
