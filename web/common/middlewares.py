@@ -93,6 +93,11 @@ async def metrics_middleware(request: web.Request, handler):
     started = time.perf_counter()
     status = 500
     try:
+        resource = request.match_info.route.resource
+        if resource is not None and resource.canonical in ("/metrics", "/metrics/"):
+            # Gauges read from other systems (queue depths, breakers) are refreshed per scrape, here,
+            # because the shared /metrics handler renders synchronously.
+            await request.app[metrics_key].refresh(request.app)
         response = await handler(request)
         status = response.status
         return response

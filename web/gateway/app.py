@@ -12,6 +12,7 @@ from providers.rendering import Renderer
 from settings import Settings
 from web.common import keys
 from web.common.app import add_routes, check_redis, create_base_app
+from web.common.metrics import GatewayMetrics
 from web.gateway import routes
 from web.gateway.docs import setup_docs
 from web.gateway.guards import Idempotency, RateLimiter
@@ -29,6 +30,7 @@ def create_app(settings: Settings, *, broker: dramatiq.Broker | None = None) -> 
                 "templates": _check_templates},
         database_urls={"notifications": settings.notifications_database_url},
     )
+    app[keys.metrics_key] = GatewayMetrics()  # the send-path counters and scrape-time gauges too
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(lambda app: _publisher_ctx(app, broker))
     add_routes(app, routes.ROUTES)

@@ -119,6 +119,7 @@ class SendPipeline:
         return Accepted(data, replayed=replayed)
 
     def _replayed(self, replay) -> Accepted:
+        self.app[keys.metrics_key].idempotency_hit(replay)
         if replay.data is not None:
             return Accepted(replay.data, replayed=True)
         if replay.in_progress:
@@ -147,6 +148,7 @@ class SendPipeline:
         taken.append(self.limiter.key(user_id, channel))  # from here on, a refusal gives the slot back
         wait = await self.limiter.take(user_id, channel)
         if wait is not None:
+            self.app[keys.metrics_key].rate_limited.labels(channel).inc()
             raise ApiError("RATE_LIMITED", f"more than {self.limiter.per_hour} {channel} notifications "
                            "to this user in an hour", headers={"Retry-After": str(wait)})
         return await self._record_and_publish(caller, req, digest, user, template, correlation_id, nid, now)
@@ -219,6 +221,7 @@ class SendPipeline:
             if not stored:
                 return await self._replay_from_database(caller, req, digest), True
             log.info("notification accepted", extra={"notification_type": req["notification_type"]})
+            self.app[keys.metrics_key].accepted.labels(req["notification_type"]).inc()
         return data, False
 
     def _store_and_publish(self, row: dict, amqp_message, completed) -> bool:
@@ -259,6 +262,8 @@ class SendPipeline:
     async def _replay_from_database(self, caller: Caller, req: dict, digest: str) -> dict:
         """The idempotency key was lost (a Redis restart) but the row remembers the request."""
         row = await in_db(self.app, dao.get_by_request, caller.sub, req["request_id"])
+        self.app[keys.metrics_key].idempotency.labels("conflict" if row is None or row.request_hash != digest
+                                                      else "replayed").inc()
         if row is None or row.request_hash != digest:
             raise ApiError("IDEMPOTENCY_CONFLICT", "request_id was already used with a different body")
         return {"notification_id": row.notification_id, "request_id": row.request_id, "status": PENDING,

@@ -1,0 +1,128 @@
+"""Worker-side metrics: delivered and failed notifications, end-to-end latency, retries, threads.
+
+They are served on 9191 by dramatiq's own Prometheus exposition server, which reads every worker
+process's files from the multiprocess directory. prometheus_client picks in-memory or multiprocess
+values once, when it is first imported, so this module never imports it at import time and builds
+its instruments lazily, after every middleware's ``after_process_boot`` (where dramatiq's
+middleware points ``PROMETHEUS_MULTIPROC_DIR`` at its directory). Deployments set that variable to
+the same directory before the worker starts anyway (see docs/metrics.md), which makes the order of
+imports irrelevant.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+
+from dramatiq import Middleware
+
+from middleware.log_context import notification_of
+
+#: End-to-end latency (accepted → delivered) buckets, seconds: the design's KPI is p95 under 5 s,
+#: while retries and breaker waits stretch the tail into minutes.
+E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
+_CHANNEL_OF_ACTOR = {"send_email": "email", "send_push": "push"}
+
+#: Every metric this module exports, for docs and the dashboard test (counters with ``_total``).
+NAMES = ("herald_notifications_delivered_total", "herald_notifications_failed_total",
+         "herald_delivery_latency_seconds", "herald_notification_retries_total", "herald_worker_threads")
+
+
+class _Instruments:
+    def __init__(self, registry=None) -> None:
+        import prometheus_client as prom
+
+        # A private registry: in multiprocess mode the values live in files whatever the registry,
+        # and the default registry must stay empty in processes that also serve HTTP (``make run``).
+        self.registry = registry = registry if registry is not None else prom.CollectorRegistry()
+        self.delivered = prom.Counter(NAMES[0], "Notifications delivered to the provider, by channel.",
+                                      ["channel"], registry=registry)
+        self.failed = prom.Counter(NAMES[1], "Notifications that failed for good (dead-lettered), by channel.",
+                                   ["channel"], registry=registry)
+        self.latency = prom.Histogram(NAMES[2], "Seconds from the gateway's acceptance (created_at) to delivery.",
+                                      ["channel"], buckets=E2E_BUCKETS, registry=registry)
+        self.retries = prom.Counter(NAMES[3], "Delivery retries scheduled by the backoff middleware, by channel.",
+                                    ["channel"], registry=registry)
+        self.threads = prom.Gauge(NAMES[4], "Worker threads of live worker processes (utilisation denominator).",
+                                  registry=registry, multiprocess_mode="livesum")
+
+
+_lock = threading.Lock()
+_instruments: _Instruments | None = None
+
+
+def instruments() -> _Instruments:
+    """The process's instruments, built on first use (after process boot; see the module doc)."""
+    global _instruments
+    if _instruments is None:
+        with _lock:
+            if _instruments is None:
+                _instruments = _Instruments()
+    return _instruments
+
+
+def channel_of(message) -> str:
+    """``email`` or ``push``; a bounded label whatever the message carries."""
+    channel = notification_of(message).get("notification_type")
+    if channel in ("email", "push"):
+        return channel
+    return _CHANNEL_OF_ACTOR.get(message.actor_name, "other")
+
+
+def record_retry(message) -> None:
+    """The hook for the backoff middleware: call once per retry it schedules for ``message``."""
+    instruments().retries.labels(channel_of(message)).inc()
+
+
+def latency_since(created_at: str | None, now: float | None = None) -> float | None:
+    """Seconds since the body's ``created_at`` (ISO 8601, ``Z``), or None when absent or unreadable."""
+    if not created_at:
+        return None
+    try:
+        created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    if created.tzinfo is None:
+        return None
+    return max(0.0, (time.time() if now is None else now) - created.timestamp())
+
+
+class WorkerMetrics(Middleware):
+    """Counts outcomes once the rest of the stack has decided them.
+
+    It must sit above ``DeadLetter`` and the retry middleware in ``build_stack``: ``after_*`` hooks
+    run bottom-up, so by the time this one runs, a message that will be tried again carries
+    ``retry_scheduled`` and is neither delivered nor failed yet. A redelivery of an already
+    delivered notification (rare: after a crash or broker restart) is counted as delivered again.
+    """
+
+    def after_worker_boot(self, broker, worker):
+        instruments().threads.inc(worker.worker_threads)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if message.actor_name not in _CHANNEL_OF_ACTOR:
+            return  # maintenance jobs are not notifications
+        channel = channel_of(message)
+        if exception is None:
+            metrics = instruments()
+            metrics.delivered.labels(channel).inc()
+            seconds = latency_since(notification_of(message).get("created_at"))
+            if seconds is not None:
+                metrics.latency.labels(channel).observe(seconds)
+        elif not message.options.get("retry_scheduled"):
+            instruments().failed.labels(channel).inc()
+
+
+def stack(settings) -> list[Middleware]:
+    """The metrics middleware for ``build_stack``: dramatiq's Prometheus, then Herald's.
+
+    dramatiq's middleware only works under the ``dramatiq`` CLI (which emits ``process_boot`` and
+    runs its exposition server); ``make run``'s in-process worker (no ``RABBITMQ_URL``) gets
+    Herald's counters alone, kept in memory and not served.
+    """
+    if settings.rabbitmq_url is None:
+        return [WorkerMetrics()]
+    from dramatiq.middleware.prometheus import Prometheus
+
+    return [Prometheus(), WorkerMetrics()]
