@@ -2,7 +2,9 @@
 
 The message body is self-contained (the design's notification body plus the template snapshot the
 gateway checked), so a worker needs neither the user nor the template service to send. Failure
-policy is not here: an actor raises a provider error and the middleware decides what follows.
+policy is not here: an actor raises a provider error and the middleware decides what follows
+(the ``circuit`` option names the provider's breaker). The one exception is a push token FCM calls
+invalid: that is a fact about the user, so the token is cleared from the user here.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import dramatiq
 
 from actors.runtime import Runtime
 from middleware.topology import EMAIL_QUEUE, PUSH_QUEUE
+from models.base import utcnow
 from models.notification import DELIVERED, FAILED
-from providers.errors import PermanentProviderError
+from models.user import User
+from providers.errors import InvalidTokenError, PermanentProviderError
 from providers.rendering import Rendered, RenderError
 
 log = logging.getLogger(__name__)
@@ -48,10 +52,27 @@ def _delivered(runtime: Runtime, notification_id: str) -> None:
     log.info("notification delivered")
 
 
+def _forget_push_token(runtime: Runtime, user_id: str | None, token: str) -> None:
+    """Clear an invalid token from the user (only if it is still that token: the app may have
+    registered a new one meanwhile) and drop the cached user, so the gateway stops sending to it.
+
+    Best effort: the notification fails either way, and that must not be hidden by this.
+    """
+    if not user_id or not token:
+        return
+    try:
+        User.update(push_token=None, updated_at=utcnow()).where(
+            (User.id == user_id) & (User.push_token == token)).execute()
+        runtime.status.redis.delete(runtime.status.keys.user(user_id))
+        log.warning("push token refused by FCM; cleared from the user", extra={"user_id": user_id})
+    except Exception:
+        log.warning("could not clear the refused push token from the user", exc_info=True)
+
+
 def register(broker: dramatiq.Broker, runtime: Runtime) -> None:
     """Declare ``send_email`` and ``send_push`` on ``broker``, bound to ``runtime``."""
 
-    @dramatiq.actor(broker=broker, actor_name="send_email", queue_name=EMAIL_QUEUE)
+    @dramatiq.actor(broker=broker, actor_name="send_email", queue_name=EMAIL_QUEUE, circuit="smtp")
     def send_email(notification: dict) -> None:
         nid = notification["notification_id"]
         if _already_delivered(runtime, nid):
@@ -63,7 +84,7 @@ def register(broker: dramatiq.Broker, runtime: Runtime) -> None:
         )
         _delivered(runtime, nid)
 
-    @dramatiq.actor(broker=broker, actor_name="send_push", queue_name=PUSH_QUEUE)
+    @dramatiq.actor(broker=broker, actor_name="send_push", queue_name=PUSH_QUEUE, circuit="fcm")
     def send_push(notification: dict) -> None:
         nid = notification["notification_id"]
         if _already_delivered(runtime, nid):
@@ -73,6 +94,11 @@ def register(broker: dramatiq.Broker, runtime: Runtime) -> None:
         data = {"notification_id": nid}
         if variables.get("link"):
             data["link"] = str(variables["link"])
-        runtime.push.send(token=notification.get("user_push_token") or "", title=rendered.subject,
-                          body=rendered.text, image=variables.get("image"), data=data)
+        token = notification.get("user_push_token") or ""
+        try:
+            runtime.push.send(token=token, title=rendered.subject, body=rendered.text,
+                              image=variables.get("image"), data=data)
+        except InvalidTokenError:
+            _forget_push_token(runtime, notification.get("user_id"), token)
+            raise
         _delivered(runtime, nid)

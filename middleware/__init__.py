@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dramatiq.middleware import ShutdownNotifications, TimeLimit
 
+from middleware.backoff import Backoff
+from middleware.circuit_breaker import CircuitBreaker, Policy
 from middleware.database import DatabaseConnection
 from middleware.dead_letter import DeadLetter
 from middleware.log_context import LogContext
@@ -21,18 +23,25 @@ def build_stack(runtime) -> list:
     0. DeclareTopology: the contract's whole topology, declared when a worker boots.
     1. TimeLimit, ShutdownNotifications: dramatiq's own guards against a hung send.
     2. LogContext: ids bound first, cleared last, so every other hook logs with them.
-    3. Priority: AMQP priority on every publish (retries too) and a small prefetch.
-    4. DatabaseConnection: a pooled connection for the actor and the status writes.
-    5. DeadLetter: a failure that nothing retried ends as ``failed`` in ``failed.queue``.
+    3. Priority: AMQP priority on every publish (retries and deferrals too) and a small prefetch.
+    4. CircuitBreaker: an open provider circuit defers the message before anything else is spent
+       on it (no database connection, no retry); after the attempt it counts the outcome.
+    5. DatabaseConnection: a pooled connection for the actor and the status writes.
+    6. DeadLetter: a failure that nothing retried ends as ``failed`` in ``failed.queue``, with an alert.
+    7. Backoff: last, so its ``after_process_message`` runs first: a retryable failure is
+       re-published with its 2^n delay and marked, and DeadLetter then leaves it alone.
 
     dramatiq's ``Retries`` is deliberately absent: retry policy is Herald's, not dramatiq's.
     """
+    settings = runtime.settings
     return [
         DeclareTopology(),
         TimeLimit(time_limit=TIME_LIMIT_MS),
         ShutdownNotifications(),
         LogContext(),
-        Priority(prefetch=runtime.settings.worker_prefetch),
+        Priority(prefetch=settings.worker_prefetch),
+        CircuitBreaker(redis=runtime.status.redis, keys=runtime.status.keys, policy=Policy.from_settings(settings)),
         DatabaseConnection(databases=runtime.databases),
         DeadLetter(status=runtime.status),
+        Backoff(status=runtime.status, max_retries=settings.retry_max, unit_ms=settings.retry_backoff_unit_ms),
     ]

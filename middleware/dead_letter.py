@@ -4,7 +4,9 @@
 A failed message is nacked without requeue, and RabbitMQ dead-letters it through the queue's
 ``x-dead-letter-*`` arguments to ``failed.queue``, where it keeps its body for an operator's replay.
 The status is written first so the API never says ``pending`` for a parked message. A message a
-retry middleware has already re-enqueued (``options["retry_scheduled"]``) is left alone.
+retry middleware has already re-enqueued (``options["retry_scheduled"]``) is left alone; one whose
+retries are used up arrives here with ``options["failure_reason"]`` set by
+:class:`middleware.backoff.Backoff`. Every dead-lettering is an alert: an ERROR line with its reason.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from middleware.log_context import notification_of
 from models.notification import FAILED
-from providers.errors import ProviderError
+from providers.errors import PermanentProviderError, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,18 @@ def describe(exception: BaseException) -> str:
     if isinstance(exception, ProviderError):
         return str(exception)
     return f"internal_error: {type(exception).__name__}"
+
+
+def failure_reason(message, exception: BaseException) -> str:
+    """Why a message is dead-lettered: what the retry middleware said, else the error's class."""
+    reason = message.options.get("failure_reason")
+    if reason:
+        return str(reason)
+    if isinstance(exception, PermanentProviderError):
+        return "permanent_error"
+    if isinstance(exception, ProviderError):
+        return "provider_error"
+    return "internal_error"
 
 
 #: A data store the worker needs is away: the message waits and comes back, it does not fail.
@@ -64,8 +78,10 @@ class DeadLetter(Middleware):
             log.exception("could not record the failure; the message still goes to the dead-letter queue")
         finally:
             message.fail()
-        log.error("notification failed and was moved to the dead-letter queue: %s", error,
-                  extra={"error": error, "actor": message.actor_name})
+        reason = failure_reason(message, exception)
+        log.error("notification failed and was moved to the dead-letter queue (%s): %s", reason, error,
+                  extra={"error": error, "actor": message.actor_name, "reason": reason, "alert": True,
+                         "retries": int(message.options.get("retries") or 0)})
 
     def _wait_out(self, broker, message, exception) -> bool:
         try:
