@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from models.dao.dead_letters import MAX_SCAN as DLQ_MAX_SCAN
 from web.gateway import openapi_schemas as s
 
 Doc = dict[str, Any]
@@ -22,6 +23,7 @@ OPTIONAL_BEARER = [{}, {"bearerAuth": []}]
 TAGS = [
     {"name": "notifications", "description": "Send a notification and follow its delivery."},
     {"name": "provider receipts", "description": "Delivery reports and bounces from the providers."},
+    {"name": "dead letters", "description": "Notifications parked in failed.queue, and their replay (admin)."},
     {"name": "auth", "description": "Log in for a bearer token (forwarded to the user service)."},
     {"name": "users", "description": "Recipients and API users (forwarded to the user service)."},
     {"name": "templates", "description": "Versioned Jinja2 templates per (code, language) "
@@ -56,7 +58,8 @@ def document() -> Doc:
     The returned dict is shared; callers must not modify it.
     """
     paths: Doc = {}
-    for path, method, operation in (*_notification_ops(), *_user_ops(), *_template_ops(), *_operations_ops()):
+    ops = (*_notification_ops(), *_dead_letter_ops(), *_user_ops(), *_template_ops(), *_operations_ops())
+    for path, method, operation in ops:
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.0.3",
@@ -234,6 +237,29 @@ def _notification_ops() -> list[tuple[str, str, Doc]]:
                   errors=("Forbidden", "NotFound", "ServiceUnavailable"))
     return [("/api/v1/notifications/", "post", send), ("/api/v1/notifications/", "get", listing),
             ("/api/v1/notifications/{notification_id}", "get", one), ("/api/v1/{channel}/status/", "post", receipt)]
+
+
+def _dead_letter_ops() -> list[tuple[str, str, Doc]]:
+    listing = _op("listDeadLetters", "dead letters", "List the dead letters in failed.queue (admin)",
+                  params=(_pref("Page"), _pref("Limit")),
+                  description="Admin token. Read from the head of failed.queue without removing anything: the "
+                              "messages are taken and handed straight back, so they are marked redelivered. "
+                              f"Only the first {DLQ_MAX_SCAN} are looked at; later pages are empty, and "
+                              "meta.total is the queue's depth.",
+                  ok={"200": _ok("A page of dead letters, oldest first.", s.ref("DeadLetter"), listing=True)},
+                  errors=("BadRequest", "Forbidden", "ServiceUnavailable"))
+    replay = _op("replayDeadLetter", "dead letters", "Replay a dead letter (admin)",
+                 params=(_pref("NotificationId"),),
+                 description="Admin token. The notification goes back to pending, its message back onto its "
+                             "queue with a fresh retry budget (same notification_id and request_id), and only "
+                             "after the broker confirmed it is the dead letter removed. A dead letter of an "
+                             "already delivered notification is removed without a resend.",
+                 ok={"200": _ok("Replayed (or removed as already delivered).", s.ref("DeadLetterReplay"))},
+                 errors=("Forbidden", "NotFound", "ServiceUnavailable"),
+                 more={"409": _error("The dead letter has no notification record or no channel; it stays.",
+                                     ["CONFLICT"])})
+    return [("/api/v1/dead-letters/", "get", listing),
+            ("/api/v1/dead-letters/{notification_id}/replay", "post", replay)]
 
 
 def _user_ops() -> list[tuple[str, str, Doc]]:

@@ -166,6 +166,23 @@ def notification_schemas() -> dict[str, Schema]:
             "timestamp": timestamp("when the provider saw it; now when absent", nullable=True),
             "error": string("the provider's reason (bounce text)", maxLength=2000, nullable=True),
         }, required=("notification_id", "status")),
+        "DeadLetter": obj({
+            "notification_id": string(),
+            "notification_type": string(enum=list(CHANNELS), nullable=True),
+            "error": string("the notification's last error", nullable=True),
+            "retry_count": integer("retries made before it failed", minimum=0),
+            "failed_at": timestamp("when RabbitMQ dead-lettered it (else the notification's last change)",
+                                   nullable=True),
+            "status": string("the notification's status now", enum=list(STATUSES), nullable=True),
+            "reason": string("RabbitMQ's x-death reason: rejected, expired or maxlen", nullable=True),
+            "queue": string("the queue it was dead-lettered from", nullable=True),
+        }, required=("notification_id", "notification_type", "error", "retry_count", "failed_at"), closed=False),
+        "DeadLetterReplay": obj({
+            "notification_id": string(),
+            "outcome": string("replayed, or already_delivered (removed without a resend)",
+                              enum=["replayed", "already_delivered"]),
+            "status": string("the notification's status now", enum=["pending", "delivered"]),
+        }, required=("notification_id", "outcome", "status"), closed=False),
         "Health": obj({
             "status": string(enum=["ok", "degraded"]),
             "checks": {"type": "object", "description": "one entry per dependency (gateway: redis, "

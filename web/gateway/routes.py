@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from web.gateway import docs, handlers
+from web.gateway import dead_letters, docs, handlers
 from web.gateway.proxy import forward_to
 
 ROUTES = [
@@ -10,6 +10,8 @@ ROUTES = [
     ("GET", "/api/v1/notifications", handlers.list_notifications),
     ("GET", "/api/v1/notifications/{notification_id}", handlers.get_notification),
     ("POST", "/api/v1/{channel:email|push}/status", handlers.provider_receipt),
+    ("GET", "/api/v1/dead-letters", dead_letters.list_dead_letters),
+    ("POST", "/api/v1/dead-letters/{notification_id}/replay", dead_letters.replay_dead_letter),
     ("GET", "/openapi.json", docs.openapi_json),
     ("GET", "/docs", docs.docs_page),
 ]

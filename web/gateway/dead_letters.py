@@ -1,0 +1,77 @@
+"""Admin endpoints over ``failed.queue``: list the dead letters, replay one.
+
+The work is blocking (pika, peewee, a confirmed publish) and must happen in one thread, because the
+dead letter is held on a pika channel from the moment it is found until it is acked; so each
+request runs as one unit in the database threads. The Redis mirror is written there too, with a
+blocking client, before the publish: written afterwards it could overwrite the worker's
+``delivered`` with a stale ``pending``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import peewee
+import pika.exceptions
+from aiohttp import web
+
+from models.dao import dead_letters
+from models.dao.notifications import StatusWriter
+from models.redis_client import sync_client
+from web.common import keys, validation
+from web.common.app import in_db
+from web.common.auth import caller_of, require_admin
+from web.common.envelope import ApiError, ok, page_meta
+from web.gateway.keys import publisher_key
+from web.gateway.publisher import PublishError
+
+MESSAGES = {
+    dead_letters.REPLAYED_OK: "replayed: back on its queue with a fresh retry budget",
+    dead_letters.ALREADY_DELIVERED: "the notification was already delivered; the stale dead letter was removed",
+}
+
+
+@functools.cache
+def _blocking_redis(url: str | None):
+    """One blocking client per process for the replay's mirror write (rare, admin-only)."""
+    return sync_client(url)
+
+
+def _admin(request: web.Request) -> None:
+    require_admin(caller_of(request, request.app[keys.settings_key]))
+
+
+async def _run(request: web.Request, fn, *args, **kwargs):
+    try:
+        return await in_db(request.app, fn, *args, atomic=False, **kwargs)
+    except (peewee.PeeweeException, pika.exceptions.AMQPError, PublishError, OSError):
+        raise ApiError("SERVICE_UNAVAILABLE", "the broker or storage is unavailable; try again shortly",
+                       headers={"Retry-After": "5"}) from None
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    _admin(request)
+    page, limit = validation.paging(request)
+    url = request.app[keys.settings_key].rabbitmq_url
+    if url is None:  # make run's in-process broker has no failed.queue
+        return ok([], meta=page_meta(total=0, limit=limit, page=page))
+    total, items = await _run(request, dead_letters.listing, url, page=page, limit=limit)
+    return ok(items, meta=page_meta(total=total, limit=limit, page=page))
+
+
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    _admin(request)
+    nid = request.match_info["notification_id"]
+    settings = request.app[keys.settings_key]
+    if len(nid) > 64 or settings.rabbitmq_url is None:
+        raise ApiError("NOT_FOUND", "no dead letter with that notification id")
+    status = StatusWriter(redis=_blocking_redis(settings.redis_url), keys=request.app[keys.redis_keys_key])
+    replayer = dead_letters.Replayer(publish=request.app[publisher_key].publish_blocking, mirror=status.mirror)
+    try:
+        outcome = await _run(request, replayer.replay_one, settings.rabbitmq_url, nid)
+    except dead_letters.ReplayError as exc:
+        raise ApiError("CONFLICT", str(exc)) from None
+    if outcome is None:
+        raise ApiError("NOT_FOUND", "no dead letter with that notification id")
+    status_now = "delivered" if outcome == dead_letters.ALREADY_DELIVERED else "pending"
+    return ok({"notification_id": nid, "outcome": outcome, "status": status_now}, message=MESSAGES[outcome])
