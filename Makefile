@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
 
-.PHONY: help install run test lint migrate bench validate-deploy clean
+.PHONY: help install run test lint migrate bench validate-deploy validate-observability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,9 @@ bench: install  ## load the gateway with wrk and measure end-to-end e-mail deliv
 
 validate-deploy:  ## check docker-compose.yml, the entrypoint and the Helm chart (tools cached in var/tools)
 	bash scripts/validate_deploy.sh
+
+validate-observability:  ## promtool check config and rules (installs Debian's prometheus package if needed)
+	bash scripts/validate_observability.sh
 
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) var

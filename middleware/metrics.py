@@ -5,7 +5,7 @@ process's files from the multiprocess directory. prometheus_client picks in-memo
 values once, when it is first imported, so this module never imports it at import time and builds
 its instruments lazily, after every middleware's ``after_process_boot`` (where dramatiq's
 middleware points ``PROMETHEUS_MULTIPROC_DIR`` at its directory). Deployments set that variable to
-the same directory before the worker starts anyway (see docs/metrics.md), which makes the order of
+the same directory before the worker starts anyway (see the README, "Metrics"), which makes the order of
 imports irrelevant.
 """
 

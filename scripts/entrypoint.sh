@@ -37,6 +37,15 @@ shift
 processes=${WORKER_PROCESSES:-2}
 threads=${WORKER_THREADS:-8}
 
+# Workers serve their metrics on 9191 through dramatiq's Prometheus middleware, which collects every
+# worker process's samples from one multiprocess directory; prometheus-client reads the variable at
+# import, so it is set (and emptied of a previous run's files) before the worker starts.
+case "$role" in *-worker)
+    export dramatiq_prom_db="${dramatiq_prom_db:-/tmp/dramatiq-prometheus}"
+    export PROMETHEUS_MULTIPROC_DIR="$dramatiq_prom_db"
+    rm -rf "$dramatiq_prom_db" && mkdir -p "$dramatiq_prom_db" ;;
+esac
+
 case "$role" in
     gateway)            exec python -m web.gateway "$@" ;;
     users)              exec python -m web.users "$@" ;;

@@ -2,7 +2,7 @@
 
 Each app owns its registry so several apps can share a process (``make run``, the tests) without
 their series colliding, and so nothing registers into prometheus_client's global default registry
-that a worker's multiprocess collector might also see. Every name is listed in docs/metrics.md.
+that a worker's multiprocess collector might also see. Every name is listed in the README ("Metrics").
 """
 
 from __future__ import annotations
