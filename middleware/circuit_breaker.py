@@ -263,7 +263,8 @@ class CircuitBreaker(Middleware):
         except Exception:
             log.exception("could not defer the message; it goes through despite the open circuit")
             return
-        log.info("circuit %s open: message deferred %d ms (deferral %d)", breaker.key, delay, deferrals)
+        log.info("circuit %s not admitting (open, or a probe is out): message deferred %d ms (deferral %d)",
+                 breaker.key, delay, deferrals)
         raise SkipMessage(f"circuit {breaker.key} open")
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
