@@ -23,7 +23,7 @@ from models.base import utcnow
 from models.notification import Notification
 from settings import Settings
 from tests.conftest import make_env
-from tests.support.processes import BIN, herald_process, wait_for
+from tests.support.processes import BIN, herald_process
 from tests.support.smtp_server import free_port
 
 
@@ -201,28 +201,37 @@ async def test_a_tick_runs_once_however_often_it_is_delivered(jobs, webhook, env
     assert len(webhook) == 1
 
 
-def test_the_scheduler_lists_and_enqueues_the_periodic_actors(env, tmp_path):
-    """``periodiq actors`` with the broker module; ``maintenance_boot`` declares the jobs until
-    actors/setup.py registers them itself (then it is a no-op: ``register`` is idempotent)."""
+async def test_scheduler_and_maintenance_worker_raise_the_alert(env, tmp_path, webhook):
+    """``periodiq actors`` enqueues the ticks and ``dramatiq actors --queues maintenance.queue`` runs
+    them: one dead letter with ``DLQ_ALERT_THRESHOLD=0`` reaches the webhook once.
+
+    ``maintenance_boot`` declares the jobs until actors/setup.py registers them itself (then it is a
+    no-op: ``register`` is idempotent)."""
     boot = Path(tmp_path) / "maintenance_boot.py"
     boot.write_text("import dramatiq\nfrom actors import maintenance\n\n"
                     "broker = dramatiq.get_broker()\nmaintenance.register(broker, broker.runtime)\n")
+    env = {**env, "TZ": "UTC", "DLQ_ALERT_THRESHOLD": "0", "ALERT_WEBHOOK_URL": webhook.url}
+    publish(env["RABBITMQ_URL"], "failed", 1)
     log = tmp_path / "scheduler.log"
-    args = [str(BIN / "periodiq"), "-v", "actors", "maintenance_boot", "--path", str(tmp_path)]
-    url = env["RABBITMQ_URL"]
+    scheduler = [str(BIN / "periodiq"), "-v", "actors", "maintenance_boot", "--path", str(tmp_path)]
+    workers = [str(BIN / "dramatiq"), "actors", "maintenance_boot", "--processes", "1", "--threads", "2",
+               "--queues", "maintenance.queue", "--path", str(tmp_path)]
 
-    def depth() -> int:
-        conn = pika.BlockingConnection(pika.URLParameters(url))
-        try:
-            return conn.channel().queue_declare("maintenance.queue", passive=True).method.message_count
-        finally:
-            conn.close()
+    async def until(predicate, timeout: float, what: str):
+        for _ in range(int(timeout / 0.25)):
+            if predicate():
+                return
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {what}")
 
-    with herald_process(args, {**env, "TZ": "UTC"}, log):
-        wait_for(lambda: "report_stuck_notifications@maintenance.queue" in log.read_text(), timeout=30,
-                 what="the scheduler's list of periodic actors")
-        # every minute matches "* * * * *", so the first ticks are sent at once (or at the next minute)
-        wait_for(lambda: depth() >= 2, timeout=75, interval=0.5, what="the first ticks on maintenance.queue")
+    with herald_process(scheduler, env, log), herald_process(workers, env, tmp_path / "worker.log"):
+        await until(lambda: "report_stuck_notifications@maintenance.queue" in log.read_text(), 30,
+                    "the scheduler's list of periodic actors")
+        # every minute matches "* * * * *": the first ticks go out at once (or at the next minute)
+        await until(lambda: webhook, 80, "the alert of the first tick")
+        await asyncio.sleep(1.0)
     text = log.read_text()
     assert "monitor_queues@maintenance.queue" in text and "* * * * *" in text
     assert "No periodic actor" not in text
+    assert [(a["alert"], a["status"], a["details"]["depth"]) for a in webhook] == [("dlq_depth", "firing", 1)]
+    assert "ALERT dlq_depth" in (tmp_path / "worker.log").read_text()
