@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from actors import delivery
+from actors import delivery, maintenance
 from actors.runtime import Runtime
 from logs import setup_logging
 from middleware import build_stack
@@ -29,4 +29,5 @@ def build(settings: Settings, *, service: str = "worker") -> dramatiq.Broker:
     broker.runtime = runtime
     dramatiq.set_broker(broker)
     delivery.register(broker, runtime)
+    maintenance.register(broker, runtime)
     return broker

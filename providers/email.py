@@ -107,6 +107,9 @@ def build_message(*, mail_from: Address, to: str, subject: str, html: str, text:
         raise PermanentProviderError("recipient must be exactly one address user@domain",
                                      reason="invalid_recipient")
     msg["Subject"] = subject
+    # The email package decodes RFC 2047 encoded words when a header is set; an encoded CR/LF would
+    # then be written out raw on an unpatched CPython (CVE-2024-6923), so check the decoded value too.
+    _reject_breaks("subject", str(msg["Subject"]))
     msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = message_id
     for name, value in extra.items():

@@ -8,16 +8,22 @@ subject and the push text are plain text and are not.
 
 from __future__ import annotations
 
+import contextvars
+import email.errors
+import email.header
+import functools
 import html
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import jinja2
+import jinja2.filters
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 #: Rendered output above this is refused: a template must not become a memory bomb.
 MAX_OUTPUT_CHARS = 512 * 1024
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _TAG_RE = re.compile(r"<[^>]+>")
 _BLOCK_TAG_RE = re.compile(r"<\s*(br|/p|/div|/h[1-6]|/li|/tr)\s*/?>", re.I)
 _SPACES_RE = re.compile(r"[ \t]+")
@@ -35,19 +41,74 @@ class Rendered:
     text: str
 
 
-#: Largest exponent ``**`` may take in a template.
+#: Largest exponent ``**`` may take in a template, and largest integer result (in bits) of ``**``.
 MAX_EXPONENT = 100
+MAX_POWER_BITS = 4096
+#: Loop iterations (``range`` items) one render may create, nested loops included.
+MAX_ITERATIONS = 100_000
+
+#: A printf width of seven or more digits (``'%0999999999d'|format(1)``).
+_WIDE_FORMAT_RE = re.compile(r"%[-+ #0]*\d{7,}")
+
+_iterations: contextvars.ContextVar[list[int]] = contextvars.ContextVar("template_iterations")
+
+
+def _counted_range(*args):
+    """``range`` whose items count against the render's budget, so nested loops cannot multiply."""
+    items = range(*args)
+    budget = _iterations.get(None)
+    if budget is not None:
+        budget[0] -= len(items)
+        if budget[0] < 0:
+            raise SecurityError(f"more than {MAX_ITERATIONS} loop iterations")
+    return items
+
+
+def _bounded(filter_fn, *width_args: str):
+    """A filter whose width-like arguments are capped at the output limit (``functools.wraps``
+    keeps Jinja's pass-environment marker, so the filter is still called as Jinja expects)."""
+    @functools.wraps(filter_fn)
+    def wrapper(*args, **kwargs):
+        for value in list(args) + [kwargs.get(name) for name in width_args]:
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_OUTPUT_CHARS:
+                raise SecurityError(f"width above {MAX_OUTPUT_CHARS}")
+            if isinstance(value, str) and _WIDE_FORMAT_RE.search(value):
+                raise SecurityError(f"format width above {MAX_OUTPUT_CHARS}")
+        return filter_fn(*args, **kwargs)
+    return wrapper
+
+
+def _bounded_replace(eval_ctx, value, old, new, count=None):
+    text, old, new = str(value), str(old), str(new)
+    grows = text.count(old) * max(0, len(new) - len(old)) if old else len(text) * len(new)
+    if len(text) + grows > MAX_OUTPUT_CHARS:
+        raise SecurityError(f"result larger than {MAX_OUTPUT_CHARS}")
+    return jinja2.filters.do_replace(eval_ctx, value, old, new, count)
 
 
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, plus refusal of ``*`` and ``**`` whose result alone would be a memory or CPU bomb
-    (``'x' * 10**9`` would allocate a gigabyte before the output cap could see it)."""
+    """The sandbox, plus bounds on what a template may make the process compute or allocate:
+    ``*`` and ``**`` results, loop iterations, padding widths and ``replace`` growth. (``'x' *
+    10**9`` would allocate a gigabyte before the output cap could see it; nested ``range`` loops
+    would spin for minutes.) ``lipsum`` is removed: it generates text of any size."""
 
     intercepted_binops = frozenset({"*", "**"})
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.globals["range"] = _counted_range
+        self.globals.pop("lipsum", None)
+        for name in ("center", "indent", "wordwrap", "truncate", "format"):
+            if name in self.filters:
+                self.filters[name] = _bounded(self.filters[name], "width", "length")
+        self.filters["replace"] = jinja2.pass_eval_context(_bounded_replace)
+
     def call_binop(self, context, operator, left, right):
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent above {MAX_EXPONENT}")
+        if operator == "**" and isinstance(right, int | float):
+            if abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent above {MAX_EXPONENT}")
+            if isinstance(left, int) and isinstance(right, int) and abs(left).bit_length() * right > MAX_POWER_BITS:
+                raise SecurityError("power too large")
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
                 sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
@@ -80,6 +141,7 @@ class Renderer:
             raise RenderError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
 
     def _render(self, source: str, variables: dict, *, as_html: bool) -> str:
+        token = _iterations.set([MAX_ITERATIONS])
         try:
             parts, size = [], 0
             for part in self._compile(source, as_html).generate(**variables):
@@ -98,14 +160,28 @@ class Renderer:
             raise
         except (TypeError, ValueError, LookupError, ArithmeticError, OverflowError, RecursionError) as exc:
             raise RenderError(f"template failed to render: {exc}") from None
+        except Exception as exc:  # any other failure of a user's template is that template's fault
+            raise RenderError(f"template failed to render ({type(exc).__name__})") from None
+        finally:
+            _iterations.reset(token)
         return out
 
     def render(self, *, subject: str, content: str, variables: dict) -> Rendered:
         """Subject (plain, one line), HTML body (escaped) and the text alternative derived from it."""
         subject_out = self._render(subject or "", variables, as_html=False)
         subject_out = " ".join(subject_out.split())
+        if _CONTROL_RE.search(_decoded_header(subject_out)):
+            raise RenderError("the rendered subject contains an encoded line break or control character")
         body = self._render(content, variables, as_html=True)
         return Rendered(subject=subject_out, html=body, text=html_to_text(body))
+
+
+def _decoded_header(value: str) -> str:
+    """The header as a mail client would show it: RFC 2047 encoded words decoded."""
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        return value
 
 
 def html_to_text(body: str) -> str:

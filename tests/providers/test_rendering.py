@@ -57,8 +57,21 @@ def test_output_size_is_capped(renderer):
 
 
 def test_range_is_capped(renderer):
-    with pytest.raises(RenderError, match=r"(?i)range"):
+    with pytest.raises(RenderError, match=r"loop iterations"):
         renderer.render(subject="", content="{% for i in range(10**9) %}x{% endfor %}", variables={})
+
+
+def test_nested_loops_share_one_iteration_budget(renderer):
+    nested = "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(RenderError, match=r"loop iterations"):
+        renderer.render(subject="", content=nested, variables={})
+    fine = "{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}ok"
+    assert renderer.render(subject="", content=fine, variables={}).html == "ok"
+
+
+def test_encoded_line_breaks_in_the_subject_are_refused(renderer):
+    with pytest.raises(RenderError, match=r"subject"):
+        renderer.render(subject="{{ s }}", content="x", variables={"s": "=?utf-8?q?x=0D=0ABcc:_v@example.com?="})
 
 
 @pytest.mark.parametrize("source", [

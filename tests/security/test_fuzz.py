@@ -253,10 +253,7 @@ async def replay(stack, ids: dict, tokens: dict, op: Operation, case: Case, know
 
 #: Defects found by this fuzzer, each pinned by an xfail test below; the fuzz run sets their cases
 #: aside (listed, not failed) so it keeps guarding everything else until they are fixed.
-KNOWN_DEFECTS = [
-    (re.compile(r"^GET /api/v1/notifications/[^/?]*%00"), "NUL in a notification id path is a 500"),
-    (re.compile(r"^GET /api/v1/templates/?\?(.*&)?code=[^&]*%00"), "NUL in the template list's code filter is a 500"),
-]
+KNOWN_DEFECTS: list[tuple[re.Pattern, str]] = []
 
 
 def known_defect(method: str, url: str) -> bool:
@@ -308,14 +305,9 @@ async def test_fuzz_operations(fuzz_stack, group):
 # --- what the fuzzer found, pinned --------------------------------------------------------------
 
 @pytest.mark.parametrize("url", [
-    pytest.param("/api/v1/notifications/%00", id="notification-id", marks=pytest.mark.xfail(
-        strict=True, reason="defect: web/gateway/handlers.py:39 get_notification passes a NUL-bearing id to "
-                            "PostgreSQL (psycopg2 ValueError -> 500); answer 404")),
-    pytest.param("/api/v1/notifications/a%00b/", id="notification-id-inner", marks=pytest.mark.xfail(
-        strict=True, reason="defect: web/gateway/handlers.py:39 NUL in the id -> 500")),
-    pytest.param("/api/v1/templates/?code=%00", id="template-code-filter", marks=pytest.mark.xfail(
-        strict=True, reason="defect: web/templates/service.py:168 the list's code filter reaches PostgreSQL "
-                            "unchecked (NUL -> 500); check it with CODE_RE")),
+    pytest.param("/api/v1/notifications/%00", id="notification-id"),
+    pytest.param("/api/v1/notifications/a%00b/", id="notification-id-inner"),
+    pytest.param("/api/v1/templates/?code=%00", id="template-code-filter"),
     pytest.param("/api/v1/users/%00", id="user-id"),
     pytest.param("/api/v1/templates/%00", id="template-code-path"),
     pytest.param("/api/v1/templates/%00/versions", id="template-versions"),

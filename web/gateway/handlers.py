@@ -34,7 +34,7 @@ async def send_notification(request: web.Request) -> web.Response:
 async def get_notification(request: web.Request) -> web.Response:
     caller = _caller(request)
     nid = request.match_info["notification_id"]
-    if len(nid) > 64:
+    if len(nid) > 64 or "\x00" in nid:
         raise ApiError("NOT_FOUND", "notification not found")
     row = await _db(request, dao.get, nid)
     if row is None or not caller.may_act_on(str(row.user_id)):

@@ -166,6 +166,8 @@ async def listing(app: web.Application, request: web.Request) -> tuple[list[dict
     if language is not None:
         language_of(language)
     code = request.query.get("code") or None
+    if code is not None and not CODE_RE.match(code):
+        raise v.fail("code is not a valid template code")  # and NUL must never reach PostgreSQL
     total, rows = await in_db(app, dao.listing, code=code, language=language, page=page, limit=limit)
     return [t.public() for t in rows], total, page, limit
 
