@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
+import time
 from dataclasses import dataclass
 
 import redis.exceptions
@@ -38,8 +40,10 @@ PROBE_LEASE_MS = 60_000
 PROBE_WAIT_MS = 1_000
 #: Shortest deferral, so a circuit about to turn half-open does not spin.
 MIN_WAIT_MS = 50
-#: Optimistic-transaction attempts before giving up on one transition.
-MAX_CAS_ATTEMPTS = 20
+#: Optimistic-transaction attempts before giving up on one transition, and the longest random
+#: pause between two (so contending workers spread out instead of colliding again).
+MAX_CAS_ATTEMPTS = 100
+CAS_PAUSE_S = 0.002
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -209,7 +213,7 @@ class SharedBreaker:
                                     extra={"circuit": self.key, "state": new.state})
                     return new, now
                 except redis.exceptions.WatchError:
-                    continue
+                    time.sleep(random.uniform(0, CAS_PAUSE_S))
         raise redis.exceptions.WatchError(f"{self.key}: too much contention")
 
 

@@ -145,12 +145,16 @@ async def test_a_retry_keeps_its_amqp_priority(stack, smtp, tmp_path):
     template = await stack.create_template()
     # a long first wait, so the retry is still in the delay queue when the worker is stopped
     env = {**stack.env, **smtp.env, **FAST, "RETRY_BACKOFF_UNIT_MS": "30000"}
+    vhost = url.rsplit("/", 1)[1]
     with worker(env, tmp_path / "worker-1.log"):
         nid = await send_one(stack, user, template, "prio-retry", priority=9)
         deadline = time.monotonic() + 15
-        while not (await status_of(stack, nid))["attempts"]:
-            assert time.monotonic() < deadline
+        # stop only once the failed message is acked and its retry is held from the delay queue, so
+        # the stop cannot fall between the two (which would leave two copies: the crash window)
+        while unacked(vhost) != {"email.queue": 0, "email.queue.DQ": 1}:
+            assert time.monotonic() < deadline, unacked(vhost)
             await asyncio.sleep(0.1)
+        assert (await status_of(stack, nid))["attempts"][0]["outcome"] == "retry_scheduled"
     # stopped: the delayed retry went back to the delay queue, as published by Backoff
     await wait_depth(url, dq_name("email.queue"), 1)
     conn = pika.BlockingConnection(pika.URLParameters(url))
@@ -177,6 +181,18 @@ async def test_a_retry_keeps_its_amqp_priority(stack, smtp, tmp_path):
         note = await wait_status(stack, nid, "delivered", timeout=15)
     assert [a["outcome"] for a in note["attempts"]] == ["retry_scheduled", "delivered"]
     assert note["retry_count"] == 1 and len(smtp.messages) == 1
+
+
+def unacked(vhost: str) -> dict[str, int]:
+    from tests.support.resources import rabbitmqctl
+
+    rows = rabbitmqctl("list_queues", "-p", vhost, "name", "messages_unacknowledged", "messages_ready")
+    out = {}
+    for line in rows.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in ("email.queue", "email.queue.DQ") and parts[1].isdigit():
+            out[parts[0]] = int(parts[1]) + (int(parts[2]) if parts[0] == "email.queue" else 0)
+    return out
 
 
 async def status_of(stack, nid: str) -> dict:
