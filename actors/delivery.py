@@ -10,10 +10,12 @@ invalid: that is a fact about the user, so the token is cleared from the user he
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import dramatiq
 
 from actors.runtime import Runtime
+from middleware.dead_letter import Deferred
 from middleware.topology import EMAIL_QUEUE, PUSH_QUEUE
 from models.base import utcnow
 from models.notification import DELIVERED, FAILED
@@ -69,36 +71,57 @@ def _forget_push_token(runtime: Runtime, user_id: str | None, token: str) -> Non
         log.warning("could not clear the refused push token from the user", exc_info=True)
 
 
+#: Milliseconds a worker holds the send claim on a notification: past the actor's time limit, so a
+#: claim outlives any send, yet a crashed worker's claim frees itself.
+CLAIM_MS = 150_000
+
+
+@contextmanager
+def _claim(runtime: Runtime, notification_id: str):
+    """Only one worker sends a notification at a time. Two copies of a message can exist (a worker
+    stopped between publishing a retry and acking the original; a redelivery after a crash); the
+    second waits (:class:`Deferred`, re-published with a delay) and then finds it delivered."""
+    redis, key = runtime.status.redis, runtime.status.keys.sending(notification_id)
+    if not redis.set(key, "1", nx=True, px=CLAIM_MS):
+        raise Deferred("another worker is sending this notification")
+    try:
+        yield
+    finally:
+        redis.delete(key)
+
+
 def register(broker: dramatiq.Broker, runtime: Runtime) -> None:
     """Declare ``send_email`` and ``send_push`` on ``broker``, bound to ``runtime``."""
 
     @dramatiq.actor(broker=broker, actor_name="send_email", queue_name=EMAIL_QUEUE, circuit="smtp")
     def send_email(notification: dict) -> None:
         nid = notification["notification_id"]
-        if _already_delivered(runtime, nid):
-            return
-        rendered = _render(runtime, notification)
-        runtime.email.send(
-            to=notification["user_email"], subject=rendered.subject, html=rendered.html, text=rendered.text,
-            message_id=f"<{nid}@herald>", headers={"X-Herald-Notification-ID": nid},
-        )
-        _delivered(runtime, nid)
+        with _claim(runtime, nid):
+            if _already_delivered(runtime, nid):
+                return
+            rendered = _render(runtime, notification)
+            runtime.email.send(
+                to=notification["user_email"], subject=rendered.subject, html=rendered.html, text=rendered.text,
+                message_id=f"<{nid}@herald>", headers={"X-Herald-Notification-ID": nid},
+            )
+            _delivered(runtime, nid)
 
     @dramatiq.actor(broker=broker, actor_name="send_push", queue_name=PUSH_QUEUE, circuit="fcm")
     def send_push(notification: dict) -> None:
         nid = notification["notification_id"]
-        if _already_delivered(runtime, nid):
-            return
-        rendered = _render(runtime, notification)
-        variables = notification.get("variables") or {}
-        data = {"notification_id": nid}
-        if variables.get("link"):
-            data["link"] = str(variables["link"])
-        token = notification.get("user_push_token") or ""
-        try:
-            runtime.push.send(token=token, title=rendered.subject, body=rendered.text,
-                              image=variables.get("image"), data=data)
-        except InvalidTokenError:
-            _forget_push_token(runtime, notification.get("user_id"), token)
-            raise
-        _delivered(runtime, nid)
+        with _claim(runtime, nid):
+            if _already_delivered(runtime, nid):
+                return
+            rendered = _render(runtime, notification)
+            variables = notification.get("variables") or {}
+            data = {"notification_id": nid}
+            if variables.get("link"):
+                data["link"] = str(variables["link"])
+            token = notification.get("user_push_token") or ""
+            try:
+                runtime.push.send(token=token, title=rendered.subject, body=rendered.text,
+                                  image=variables.get("image"), data=data)
+            except InvalidTokenError:
+                _forget_push_token(runtime, notification.get("user_id"), token)
+                raise
+            _delivered(runtime, nid)

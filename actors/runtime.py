@@ -31,7 +31,8 @@ class Runtime:
         redis = sync_client(settings.redis_url)
         return cls(
             settings=settings,
-            databases=bind_databases(notifications=settings.notifications_database_url),
+            databases=bind_databases(notifications=settings.notifications_database_url,
+                                     users=settings.users_database_url),
             status=StatusWriter(redis=redis, keys=Keys(settings.redis_key_prefix)),
             email=factory.email_provider(settings),
             push=factory.push_provider(settings),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dramatiq.middleware import ShutdownNotifications, TimeLimit
 
+from middleware import metrics
 from middleware.backoff import Backoff
 from middleware.circuit_breaker import CircuitBreaker, Policy
 from middleware.database import DatabaseConnection
@@ -21,6 +22,8 @@ def build_stack(runtime) -> list:
     """The worker middleware, in order. ``before_*`` hooks run top-down, ``after_*`` bottom-up:
 
     0. DeclareTopology: the contract's whole topology, declared when a worker boots.
+    0b. metrics.stack: dramatiq's Prometheus exporter (9191) and Herald's delivery metrics, above
+       DeadLetter and Backoff so the outcomes they count are final.
     1. TimeLimit, ShutdownNotifications: dramatiq's own guards against a hung send.
     2. LogContext: ids bound first, cleared last, so every other hook logs with them.
     3. Priority: AMQP priority on every publish (retries and deferrals too) and a small prefetch.
@@ -36,6 +39,7 @@ def build_stack(runtime) -> list:
     settings = runtime.settings
     return [
         DeclareTopology(),
+        *metrics.stack(settings),
         TimeLimit(time_limit=TIME_LIMIT_MS),
         ShutdownNotifications(),
         LogContext(),

@@ -17,6 +17,7 @@ import math
 
 from dramatiq import Middleware
 
+from middleware import metrics
 from middleware.log_context import notification_of
 from providers.errors import RetryableProviderError
 
@@ -91,6 +92,7 @@ class Backoff(Middleware):
             message.options[FAILURE_REASON] = RETRY_NOT_PUBLISHED
             return
         message.options[RETRY_SCHEDULED] = True
+        metrics.record_retry(message)
         log.warning("retry %d of %d in %d ms: %s", n, self.max_retries, delay, error,
                     extra={"error": error, "retry": n, "delay_ms": delay})
 

@@ -45,9 +45,14 @@ def failure_reason(message, exception: BaseException) -> str:
     return "internal_error"
 
 
-#: A data store the worker needs is away: the message waits and comes back, it does not fail.
+class Deferred(Exception):
+    """Raised by an actor for a message that must wait and come back (another worker is sending
+    the same notification right now), without failing and without using a retry."""
+
+
+#: A data store the worker needs is away, or the message must wait: it comes back, it does not fail.
 UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, peewee.OperationalError,
-               peewee.InterfaceError, MaxConnectionsExceeded)
+               peewee.InterfaceError, MaxConnectionsExceeded, Deferred)
 #: How long such a message waits before it is tried again.
 OUTAGE_DELAY_MS = 5_000
 

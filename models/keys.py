@@ -35,5 +35,8 @@ class Keys:
     def rate_limit(self, user_id: str, channel: str) -> str:
         return f"{self.prefix}rate_limit:{user_id}:{channel}"
 
+    def sending(self, notification_id: str) -> str:
+        return f"{self.prefix}sending:{notification_id}"
+
     def circuit(self, name: str) -> str:
         return f"{self.prefix}circuit:{name}"

@@ -60,7 +60,7 @@ def _counted_range(*args):
     if budget is not None:
         budget[0] -= len(items)
         if budget[0] < 0:
-            raise SecurityError(f"more than {MAX_ITERATIONS} loop iterations")
+            raise SecurityError(f"range: more than {MAX_ITERATIONS} loop iterations in one render")
     return items
 
 

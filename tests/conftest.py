@@ -3,6 +3,8 @@ publishes, its own RabbitMQ vhost; all are dropped afterwards."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from models.base import bind_databases
@@ -11,6 +13,11 @@ from settings import Settings
 from tests.support import resources
 
 JWT_SECRET = "test-secret-for-herald-0123456789"
+
+# Importing any ``actors.*`` module runs ``actors/__init__.py``, which builds the worker broker from
+# the environment (that is what ``dramatiq actors`` loads). Nothing connects at import; this only
+# lets the tests that unit-test actor modules import them. Each test still builds its own settings.
+os.environ.setdefault("JWT_SECRET", JWT_SECRET)
 
 
 @pytest.fixture(scope="session")

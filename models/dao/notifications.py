@@ -77,7 +77,7 @@ WITH new AS (SELECT %s::jsonb AS attempt, %s::timestamp AS at, %s::text AS statu
 UPDATE notification_status AS n SET
     attempts = n.attempts || new.attempt,
     retry_count = GREATEST(0, (SELECT count(*) FROM jsonb_array_elements(n.attempts || new.attempt) AS a
-                               WHERE a->>'outcome' <> 'receipt') - 1),
+                               WHERE a->>'outcome' NOT IN ('receipt', 'replayed')) - 1),
     updated_at = new.at,
     status = COALESCE(new.status, n.status),
     error = CASE WHEN new.status IS NULL THEN n.error WHEN new.status = 'failed' THEN new.error ELSE NULL END,
@@ -107,7 +107,7 @@ def record_attempt(notification_id: str, *, outcome: str, error: str | None = No
         if row is None:
             return None
         row.attempts = [*(row.attempts or []), attempt]
-        row.retry_count = max(0, sum(1 for a in row.attempts if a["outcome"] != "receipt") - 1)
+        row.retry_count = max(0, sum(1 for a in row.attempts if a["outcome"] not in ("receipt", "replayed")) - 1)
         row.updated_at = at
         if status is not None:
             row.status = status

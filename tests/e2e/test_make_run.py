@@ -65,7 +65,7 @@ def test_make_run_answers_a_send_end_to_end(tmp_path):
                                                               "request_id": "make-run-1"}, token)
         assert status == 202, body
         nid = body["data"]["notification_id"]
-        mail = wait_for(lambda: list(outbox.glob("*.eml")), timeout=30, what="the e-mail in the outbox")
+        mail = wait_for(lambda: list(outbox.glob("[!.]*.eml")), timeout=30, what="the e-mail in the outbox")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             status, body = call(f"{base}/api/v1/notifications/{nid}", token=token)
