@@ -54,7 +54,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HOST=0.0.0.0
+    HOST=0.0.0.0 \
+    TZ=UTC
 
 # The code is owned by root and only readable by the runtime user; processes write nowhere but
 # /tmp (dramatiq's Prometheus middleware keeps its multiprocess files there).
