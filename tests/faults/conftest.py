@@ -215,3 +215,46 @@ def herald(database_url, redis_prefix, rabbit_vhost, tmp_path):
         for proc in herald.workers:  # report a worker that died on its own (not one a test killed)
             if proc.poll() not in (None, -9) and proc.returncode != 0:
                 print(f"worker {proc.pid} exited with {proc.returncode}")
+
+
+@dataclass
+class Outage:
+    dependency: str
+    cut_at: float
+    restored_at: float
+    recovered_at: float  # the first 202 after the restore was answered
+
+    def during(self, ledger: Ledger, *, grace: float = 0.5) -> list:
+        """Attempts sent after the cut (plus ``grace`` for requests already past the dependency) and
+        answered before the restore: the gateway must refuse every one with 503."""
+        return [a for a in ledger.attempts if a.started >= self.cut_at + grace and a.finished <= self.restored_at]
+
+
+async def outage(herald: Herald, dependency: str, ledger: Ledger, *, before: float = 2.0, down: float = 5.0,
+                 recover_timeout: float = 40.0, after: float = 2.0) -> Outage:
+    """Stream sends; cut ``dependency`` after ``before`` s, restore it ``down`` s later, keep sending
+    until the gateway accepts again and ``after`` s more. (The sleeps shape the fault's timing only;
+    every correctness check polls with a deadline.)"""
+    proxy = herald.proxies[dependency]
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        sending = asyncio.create_task(herald.stream(session, ledger, stop))
+        try:
+            await asyncio.sleep(before)
+            assert ledger.count("accepted") > 0, "nothing accepted before the fault"
+            proxy.cut()
+            cut_at = time.monotonic()
+            await asyncio.sleep(down)
+            proxy.restore()
+            restored_at = time.monotonic()
+            deadline = restored_at + recover_timeout
+            while not [a for a in ledger.attempts if a.started >= restored_at and a.status == 202]:
+                assert time.monotonic() < deadline, f"the gateway accepted nothing within {recover_timeout}s of " \
+                                                    f"{dependency} coming back"
+                await asyncio.sleep(0.1)
+            recovered_at = time.monotonic()
+            await asyncio.sleep(after)
+        finally:
+            stop.set()
+            await sending
+    return Outage(dependency, cut_at, restored_at, recovered_at)
