@@ -90,38 +90,45 @@ def _claim(runtime: Runtime, notification_id: str):
         redis.delete(key)
 
 
+def _deliver(runtime: Runtime, notification: dict, send) -> None:
+    """The shape every delivery has: claim, skip what is done, render, ``send(rendered)``, record."""
+    nid = notification["notification_id"]
+    with _claim(runtime, nid):
+        if _already_delivered(runtime, nid):
+            return
+        send(_render(runtime, notification))
+        _delivered(runtime, nid)
+
+
 def register(broker: dramatiq.Broker, runtime: Runtime) -> None:
     """Declare ``send_email`` and ``send_push`` on ``broker``, bound to ``runtime``."""
 
     @dramatiq.actor(broker=broker, actor_name="send_email", queue_name=EMAIL_QUEUE, circuit="smtp")
     def send_email(notification: dict) -> None:
         nid = notification["notification_id"]
-        with _claim(runtime, nid):
-            if _already_delivered(runtime, nid):
-                return
-            rendered = _render(runtime, notification)
+
+        def send(rendered: Rendered) -> None:
             runtime.email.send(
                 to=notification["user_email"], subject=rendered.subject, html=rendered.html, text=rendered.text,
                 message_id=f"<{nid}@herald>", headers={"X-Herald-Notification-ID": nid},
             )
-            _delivered(runtime, nid)
+
+        _deliver(runtime, notification, send)
 
     @dramatiq.actor(broker=broker, actor_name="send_push", queue_name=PUSH_QUEUE, circuit="fcm")
     def send_push(notification: dict) -> None:
-        nid = notification["notification_id"]
-        with _claim(runtime, nid):
-            if _already_delivered(runtime, nid):
-                return
-            rendered = _render(runtime, notification)
-            variables = notification.get("variables") or {}
-            data = {"notification_id": nid}
-            if variables.get("link"):
-                data["link"] = str(variables["link"])
-            token = notification.get("user_push_token") or ""
+        variables = notification.get("variables") or {}
+        data = {"notification_id": notification["notification_id"]}
+        if variables.get("link"):
+            data["link"] = str(variables["link"])
+        token = notification.get("user_push_token") or ""
+
+        def send(rendered: Rendered) -> None:
             try:
                 runtime.push.send(token=token, title=rendered.subject, body=rendered.text,
                                   image=variables.get("image"), data=data)
             except InvalidTokenError:
                 _forget_push_token(runtime, notification.get("user_id"), token)
                 raise
-            _delivered(runtime, nid)
+
+        _deliver(runtime, notification, send)
