@@ -15,7 +15,8 @@ from contextlib import contextmanager
 import dramatiq
 
 from actors.runtime import Runtime
-from middleware.dead_letter import Deferred
+from middleware import TIME_LIMIT_MS
+from middleware.dead_letter import UNAVAILABLE, Deferred
 from middleware.topology import EMAIL_QUEUE, PUSH_QUEUE
 from models.base import utcnow
 from models.notification import DELIVERED, FAILED
@@ -71,9 +72,11 @@ def _forget_push_token(runtime: Runtime, user_id: str | None, token: str) -> Non
         log.warning("could not clear the refused push token from the user", exc_info=True)
 
 
+#: Set on a message whose provider accepted it but whose recording failed.
+PROVIDER_ACCEPTED = "provider_accepted"
 #: Milliseconds a worker holds the send claim on a notification: past the actor's time limit, so a
-#: claim outlives any send, yet a crashed worker's claim frees itself.
-CLAIM_MS = 150_000
+#: claim outlives any send, yet a crashed worker's claim frees itself soon.
+CLAIM_MS = TIME_LIMIT_MS + 10_000
 
 
 @contextmanager
@@ -91,13 +94,23 @@ def _claim(runtime: Runtime, notification_id: str):
 
 
 def _deliver(runtime: Runtime, notification: dict, send) -> None:
-    """The shape every delivery has: claim, skip what is done, render, ``send(rendered)``, record."""
+    """The shape every delivery has: claim, skip what is done, render, ``send(rendered)``, record.
+
+    If recording fails after the provider accepted (PostgreSQL or Redis went away at that moment),
+    the message is marked ``provider_accepted`` before the outage path re-publishes it, so the copy
+    only records the delivery and never sends a second time.
+    """
     nid = notification["notification_id"]
     with _claim(runtime, nid):
         if _already_delivered(runtime, nid):
             return
-        send(_render(runtime, notification))
-        _delivered(runtime, nid)
+        if not notification.get(PROVIDER_ACCEPTED):
+            send(_render(runtime, notification))
+        try:
+            _delivered(runtime, nid)
+        except UNAVAILABLE:
+            notification[PROVIDER_ACCEPTED] = True  # the message's own argument: the copy carries it
+            raise
 
 
 def register(broker: dramatiq.Broker, runtime: Runtime) -> None:

@@ -15,7 +15,7 @@ from middleware.priority import Priority
 from middleware.topology import DeclareTopology
 
 #: A delivery that takes longer than this is interrupted (well under RabbitMQ's 30 min ack timeout).
-TIME_LIMIT_MS = 120_000
+TIME_LIMIT_MS = 60_000
 
 
 def build_stack(runtime) -> list:

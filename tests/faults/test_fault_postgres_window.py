@@ -17,12 +17,7 @@ import pytest
 
 from tests.support.ledger import Ledger
 
-DEFECT = ("actors/delivery.py:107: when recording 'delivered' fails with a PostgreSQL outage after the "
-          "provider accepted the mail, middleware/dead_letter.py:75 (_wait_out) re-publishes the whole send; "
-          "the copy finds the notification still 'pending' and mails it again: a duplicate without a crash")
 
-
-@pytest.mark.xfail(strict=True, reason=DEFECT)
 @pytest.mark.timeout(90)
 async def test_postgres_lost_after_the_provider_accepted_does_not_send_twice(herald):
     ledger = Ledger("postgres-after-accept", request_prefix="pgwin")
