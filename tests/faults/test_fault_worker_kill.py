@@ -30,7 +30,7 @@ def delivered_by(log_path) -> int:
 
 async def expire_orphaned_claims(prefix: str, since: float, done: asyncio.Event) -> list[str]:
     """The killed worker's send claims (``sending:<id>``) would free themselves after ``CLAIM_MS``
-    (150 s); the test fast-forwards that clock instead of waiting: a claim older than 5 s, held
+    (70 s); the test fast-forwards that clock instead of waiting: a claim older than 5 s, held
     from before the kill, cannot belong to a live send (a send takes milliseconds here), so it is
     expired now. Returns the claims it expired, for the report."""
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
