@@ -61,7 +61,7 @@ async def _publisher_ctx(app: web.Application, broker: dramatiq.Broker | None):
         lookups=Lookups(redis=redis, keys=redis_keys, settings=settings,
                         client=ServiceClient(settings=settings, session=app[keys.http_client_key])),
         idempotency=Idempotency(redis=redis, keys=redis_keys, blocking_redis=blocking_redis),
-        limiter=RateLimiter(redis=redis, keys=redis_keys, per_hour=settings.rate_limit_per_hour),
+        limiter=RateLimiter(keys=redis_keys, per_hour=settings.rate_limit_per_hour),
         publisher=publisher,
         renderer=Renderer(),
     )

@@ -98,23 +98,29 @@ class Idempotency:
 
 
 class RateLimiter:
-    def __init__(self, *, redis: aioredis.Redis, keys: Keys, per_hour: int) -> None:
-        self.redis = redis
+    def __init__(self, *, keys: Keys, per_hour: int) -> None:
         self.keys = keys
         self.per_hour = per_hour
 
     def key(self, user_id: str, channel: str) -> str:
         return self.keys.rate_limit(user_id, channel)
 
-    async def take(self, user_id: str, channel: str) -> int | None:
-        """Take a slot; ``None`` if within the limit, else the seconds until the window frees one.
-        The slot is taken either way; the send path gives it back on any refusal."""
+    def queue_take(self, pipe, user_id: str, channel: str) -> None:
+        """Add the taking of a slot to ``pipe`` (three results, for :meth:`read_take`).
+
+        The slot is taken before the other checks have run, in the same round trip as the claim;
+        the send path gives it back on any refusal, so only accepted sends stay counted. A request
+        refused for another reason holds a slot for the millisecond its checks take, which can
+        only matter to a concurrent request at the very edge of the limit.
+        """
         key = self.key(user_id, channel)
-        pipe = self.redis.pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, RATE_WINDOW_S, nx=True)
         pipe.ttl(key)
-        count, _, ttl = await pipe.execute()
+
+    def read_take(self, results) -> int | None:
+        """``None`` if within the limit, else the seconds until the window frees a slot."""
+        count, _, ttl = results
         if count <= self.per_hour:
             return None
         return max(1, int(ttl)) if ttl and ttl > 0 else RATE_WINDOW_S

@@ -82,10 +82,10 @@ class SendPipeline:
         self._ids = random.Random(secrets.randbits(128))
 
     async def send(self, caller: Caller, body: dict, *, correlation_id: str) -> Accepted:
-        """Few Redis round trips, since each is a cross-process wake-up that dominates the cost of a
-        send on a small machine: one before the checks (claim, cached user and template, ``pending``
-        hash, given back on any refusal), one for the rate slot once every other check has passed,
-        and the idempotency record written by the thread that published."""
+        """One Redis round trip on the loop, since each is a cross-process wake-up that dominates
+        the cost of a send on a small machine: claim, cached user and template, ``pending`` hash and
+        rate slot together, all given back on any refusal; the idempotency record is written by the
+        thread that published."""
         req = parse(body)
         user_id = req["user_id"]
         if not caller.may_act_on(user_id):
@@ -98,23 +98,25 @@ class SendPipeline:
         self.lookups.queue_cached(pipe, user_id, req["template_code"])
         self._queue_status(pipe, status_key, dao.status_hash(notification_id=nid, status=PENDING,
                                                               created_at=iso(now), updated_at=iso(now)))
-        held, user_raw, template_raw = (await pipe.execute())[:3]
+        self.limiter.queue_take(pipe, user_id, req["notification_type"])
+        results = await pipe.execute()
+        held, user_raw, template_raw = results[:3]
+        rate_key = self.limiter.key(user_id, req["notification_type"])
         replay = self.idempotency.read_claim(held, digest)
         if replay is not None:
-            await self._forget(status_key)
+            await self._forget(status_key, rate_key)
             if replay.in_progress:
                 replay = await self.idempotency.wait_for_result(caller.sub, req["request_id"], digest)
             return self._replayed(replay)
-        taken: list[str] = []
         try:
             data, replayed = await self._accept(caller, req, digest, correlation_id, user_raw, template_raw,
-                                                nid, now, taken)
+                                                nid, now, self.limiter.read_take(results[-3:]))
         except BaseException:
             claim = (caller.sub, req["request_id"])
-            await asyncio.shield(self._forget(status_key, *taken, release=claim))
+            await asyncio.shield(self._forget(status_key, rate_key, release=claim))
             raise
         if replayed:
-            await self._forget(status_key, *taken)
+            await self._forget(status_key, rate_key)
             await self.idempotency.complete(caller.sub, req["request_id"], digest, data)
         return Accepted(data, replayed=replayed)
 
@@ -128,8 +130,9 @@ class SendPipeline:
         raise ApiError("IDEMPOTENCY_CONFLICT", "request_id was already used with a different body")
 
     async def _accept(self, caller: Caller, req: dict, digest: str, correlation_id: str, user_raw: str | None,
-                      template_raw: str | None, nid: str, now, taken: list[str]) -> tuple[dict, bool]:
-        """The checks in the contract's order, then record and publish; (data, replayed from the row)."""
+                      template_raw: str | None, nid: str, now, rate_wait: int | None) -> tuple[dict, bool]:
+        """The checks in the contract's order, then record and publish; (data, replayed from the row).
+        ``rate_wait`` is the rate limiter's verdict, already taken, judged here in its place."""
         channel, user_id = req["notification_type"], req["user_id"]
         user = await self.lookups.user(user_id, user_raw, correlation_id=correlation_id)
         if user is None or not user.get("is_active", False):
@@ -145,21 +148,18 @@ class SendPipeline:
         if channel == "push" and not user.get("push_token"):
             raise ApiError("VALIDATION_ERROR", "the user has no push token")
         self._check_renders(template, req["variables"])
-        taken.append(self.limiter.key(user_id, channel))  # from here on, a refusal gives the slot back
-        wait = await self.limiter.take(user_id, channel)
-        if wait is not None:
+        if rate_wait is not None:
             self.app[keys.metrics_key].rate_limited.labels(channel).inc()
             raise ApiError("RATE_LIMITED", f"more than {self.limiter.per_hour} {channel} notifications "
-                           "to this user in an hour", headers={"Retry-After": str(wait)})
+                           "to this user in an hour", headers={"Retry-After": str(rate_wait)})
         return await self._record_and_publish(caller, req, digest, user, template, correlation_id, nid, now)
 
-    async def _forget(self, status_key: str, *rate_keys: str, release: tuple[str, str] | None = None) -> None:
+    async def _forget(self, status_key: str, rate_key: str, release: tuple[str, str] | None = None) -> None:
         """Undo what was taken for a send that was not accepted after all: the ``pending`` hash, the
-        rate slot (when one was taken) and, when given, the idempotency claim."""
+        rate slot and, when given, the idempotency claim."""
         pipe = self.app[keys.redis_key].pipeline(transaction=False)
         pipe.delete(status_key)
-        for key in rate_keys:
-            pipe.decr(key)
+        pipe.decr(rate_key)
         if release is not None:
             pipe.delete(self.app[keys.redis_keys_key].request(*release))
         await pipe.execute()
