@@ -15,6 +15,7 @@ from typing import Any
 
 import peewee
 import redis.exceptions
+from psycopg2.extras import execute_values
 
 from models.base import iso, utcnow
 from models.keys import STATUS_TTL_S, Keys
@@ -41,12 +42,49 @@ def transaction():
     return Notification._meta.database.atomic()
 
 
-def create(**fields: Any) -> Notification:
-    return Notification.create(**fields)
+_INSERT_SQL = (
+    "INSERT INTO notification_status (id, notification_id, request_id, caller, request_hash, user_id, "
+    "template_code, notification_type, status, priority, retry_count, metadata, attempts, created_at, updated_at) "
+    "VALUES %s ON CONFLICT (caller, request_id) DO NOTHING RETURNING notification_id"
+)
+_INSERT_ROW = "(gen_random_uuid(), %s, %s, %s, %s, %s::uuid, %s, %s, %s, %s, 0, %s::jsonb, '[]'::jsonb, %s, %s)"
+_INSERT_FIELDS = ("notification_id", "request_id", "caller", "request_hash", "user_id", "template_code",
+                  "notification_type", "status", "priority")
 
 
-def delete(notification_id: str) -> None:
-    Notification.delete().where(Notification.notification_id == notification_id).execute()
+def create_many(rows: list[dict[str, Any]]) -> set[str]:
+    """Insert new notifications; the ids of those inserted. A row whose (caller, request_id) is
+    taken already is skipped, not an error: that request was accepted before.
+
+    On PostgreSQL, one autocommitted statement for the whole batch, its values bound by psycopg2
+    rather than composed by peewee (whose per-value SQL building cost more than the round trip on
+    the gateway's hot path).
+    """
+    db = Notification._meta.database
+    if _on_postgres(db):
+        values = [(*(row[name] for name in _INSERT_FIELDS), json.dumps(row["metadata"]),
+                   row["created_at"], row["updated_at"]) for row in rows]
+        with peewee.__exception_wrapper__:
+            cursor = db.cursor()
+            returned = execute_values(cursor, _INSERT_SQL, values, template=_INSERT_ROW,
+                                      page_size=len(values), fetch=True)
+        return {notification_id for (notification_id,) in returned}
+    inserted = set()
+    for row in rows:
+        try:
+            Notification.create(**row)
+        except peewee.IntegrityError:
+            continue
+        inserted.add(row["notification_id"])
+    return inserted
+
+
+def delete_many(notification_ids: list[str]) -> None:
+    Notification.delete().where(Notification.notification_id.in_(notification_ids)).execute()
+
+
+def _on_postgres(db) -> bool:
+    return isinstance(db.obj if hasattr(db, "obj") else db, peewee.PostgresqlDatabase)
 
 
 def get(notification_id: str) -> Notification | None:
@@ -99,7 +137,7 @@ def record_attempt(notification_id: str, *, outcome: str, error: str | None = No
     at = at or utcnow()
     attempt = {"time": iso(at), "outcome": outcome, "error": error}
     db = Notification._meta.database
-    if isinstance(db.obj if hasattr(db, "obj") else db, peewee.PostgresqlDatabase):
+    if _on_postgres(db):
         rows = list(Notification.raw(_RECORD_SQL, json.dumps([attempt]), at, status, error, notification_id))
         return rows[0] if rows else None
     with db.atomic():

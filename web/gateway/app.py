@@ -19,6 +19,7 @@ from web.gateway.guards import Idempotency, RateLimiter
 from web.gateway.keys import pipeline_key, publisher_key
 from web.gateway.lookups import Lookups, ServiceClient
 from web.gateway.publisher import Publisher
+from web.gateway.recorder import Recorder
 from web.gateway.sending import SendPipeline
 
 
@@ -56,13 +57,15 @@ async def _publisher_ctx(app: web.Application, broker: dramatiq.Broker | None):
     app[publisher_key] = publisher
     redis, redis_keys = app[keys.redis_key], app[keys.redis_keys_key]
     blocking_redis = sync_client(settings.redis_url)
+    idempotency = Idempotency(redis=redis, keys=redis_keys, blocking_redis=blocking_redis)
     app[pipeline_key] = SendPipeline(
         app=app,
         lookups=Lookups(redis=redis, keys=redis_keys, settings=settings,
                         client=ServiceClient(settings=settings, session=app[keys.http_client_key])),
-        idempotency=Idempotency(redis=redis, keys=redis_keys, blocking_redis=blocking_redis),
+        idempotency=idempotency,
         limiter=RateLimiter(keys=redis_keys, per_hour=settings.rate_limit_per_hour),
         publisher=publisher,
+        recorder=Recorder(app=app, publisher=publisher, idempotency=idempotency),
         renderer=Renderer(),
     )
     yield

@@ -86,15 +86,20 @@ class Idempotency:
     async def complete(self, caller: str, request_id: str, digest: str, data: dict) -> None:
         await self.redis.set(self.keys.request(caller, request_id), self._done(digest, data), ex=IDEMPOTENCY_TTL_S)
 
-    def complete_blocking(self, caller: str, request_id: str, digest: str, data: dict) -> None:
-        """:meth:`complete` from the thread that just published, sparing the event loop a round
-        trip. If Redis fails here the send still stands: the claim expires and the row's unique
-        (caller, request_id) index answers a replay instead."""
+    def complete_many_blocking(self, records: list[tuple[str, str, str, dict]]) -> None:
+        """:meth:`complete` for each (caller, request_id, digest, data), in one round trip from the
+        thread that just published them, sparing the event loop. If Redis fails here the sends
+        still stand: the claims expire and the rows' unique (caller, request_id) index answers a
+        replay instead."""
+        if not records:
+            return
+        pipe = self.blocking_redis.pipeline(transaction=False)
+        for caller, request_id, digest, data in records:
+            pipe.set(self.keys.request(caller, request_id), self._done(digest, data), ex=IDEMPOTENCY_TTL_S)
         try:
-            self.blocking_redis.set(self.keys.request(caller, request_id), self._done(digest, data),
-                                    ex=IDEMPOTENCY_TTL_S)
+            pipe.execute()
         except redis.exceptions.RedisError as exc:
-            log.warning("idempotency record not saved (%s); the database will answer replays", exc)
+            log.warning("idempotency records not saved (%s); the database will answer replays", exc)
 
 
 class RateLimiter:

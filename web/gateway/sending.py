@@ -32,6 +32,7 @@ from web.common.envelope import ApiError
 from web.gateway.guards import Idempotency, RateLimiter, body_hash
 from web.gateway.lookups import DEFAULT_LANGUAGE, Lookups
 from web.gateway.publisher import PUBLISH_TIMEOUT_S, Publisher, PublishError
+from web.gateway.recorder import Entry, Recorder
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,13 @@ def parse(body: dict) -> dict:
 
 class SendPipeline:
     def __init__(self, *, app: web.Application, lookups: Lookups, idempotency: Idempotency,
-                 limiter: RateLimiter, publisher: Publisher, renderer: Renderer) -> None:
+                 limiter: RateLimiter, publisher: Publisher, recorder: Recorder, renderer: Renderer) -> None:
         self.app = app
         self.lookups = lookups
         self.idempotency = idempotency
         self.limiter = limiter
         self.publisher = publisher
+        self.recorder = recorder
         self.renderer = renderer
         # Notification ids come from a generator seeded once from the OS: uuid4() asks the kernel for
         # 16 random bytes per call, a measurable cost on the send path of a virtualised machine. The
@@ -198,18 +200,13 @@ class SendPipeline:
                    user_id=req["user_id"], template_code=req["template_code"],
                    notification_type=req["notification_type"], status=PENDING, priority=req["priority"],
                    metadata=req["metadata"], created_at=now, updated_at=now)
-        amqp_message = self.publisher.message(channel=req["notification_type"], body=message,
-                                              priority=req["priority"], correlation_id=correlation_id)
         data = {"notification_id": nid, "request_id": req["request_id"], "status": PENDING, "created_at": created}
-
-        def completed() -> None:
-            self.idempotency.complete_blocking(caller.sub, req["request_id"], digest, data)
-
+        entry = Entry(row=row, record=(caller.sub, req["request_id"], digest, data),
+                      message=self.publisher.message(channel=req["notification_type"], body=message,
+                                                     priority=req["priority"], correlation_id=correlation_id))
         with log_context(notification_id=nid):
             try:
-                stored = await asyncio.wait_for(
-                    in_db(self.app, self._store_and_publish, row, amqp_message, completed, atomic=False),
-                    PUBLISH_TIMEOUT_S)
+                stored = await asyncio.wait_for(self.recorder.record(entry), PUBLISH_TIMEOUT_S)
             except (PublishError, TimeoutError) as exc:
                 log.error("publish not confirmed: %s", exc)
                 raise ApiError("SERVICE_UNAVAILABLE", "the message broker did not accept the notification; "
@@ -223,23 +220,6 @@ class SendPipeline:
             log.info("notification accepted", extra={"notification_type": req["notification_type"]})
             self.app[keys.metrics_key].accepted.labels(req["notification_type"]).inc()
         return data, False
-
-    def _store_and_publish(self, row: dict, amqp_message, completed) -> bool:
-        """Commit the row, publish, record the idempotent response (``completed``); a refused
-        publish deletes the row again. One thread hop for all three, and the row is committed
-        before any worker can see the message. False when the (caller, request_id) row already
-        exists (the idempotency key was lost, the row was not)."""
-        try:
-            dao.create(**row)  # one autocommitted INSERT: a single round trip
-        except peewee.IntegrityError:
-            return False
-        try:
-            self.publisher.publish_blocking(amqp_message)
-        except BaseException:
-            dao.delete(row["notification_id"])
-            raise
-        completed()
-        return True
 
     async def mirror_status(self, row) -> None:
         """Copy a row's status to its Redis hash (after a receipt or a replay changed it)."""
