@@ -1,0 +1,99 @@
+"""Bursts of sends, recorded and published in batches (``web/gateway/recorder.py``): each accepted
+send has exactly one row and exactly one message on ``email.queue``, and its idempotent response is
+stored, whatever batch it shared. Read back from PostgreSQL, RabbitMQ and Redis themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pika
+import pytest
+import redis
+
+from models.keys import Keys
+from tests.conftest import make_env
+from tests.support import resources
+
+BURST = 40
+
+
+@pytest.fixture
+async def burst_stack(aiohttp_server, aiohttp_client, database_url, redis_prefix, rabbit_vhost):
+    """The stack on a vhost of its own, so the queue holds only this test's messages."""
+    from tests.support.stack import start_stack
+
+    url, _ = rabbit_vhost
+    env = make_env(database_url=database_url, redis_prefix=redis_prefix, rabbitmq_url=url)
+    stack = await start_stack(aiohttp_server, aiohttp_client, env)
+    stack.caller = str(uuid.uuid4())
+    stack.admin_token = stack.token(stack.caller, "admin")
+    return stack, await stack.create_user(), await stack.create_template()
+
+
+def _send_body(user: dict, template: dict, request_id: str | None = None) -> dict:
+    return {"notification_type": "email", "user_id": user["id"], "template_code": template["code"],
+            "variables": {"name": "Ada", "link": "https://example.com/x"},
+            "request_id": request_id or uuid.uuid4().hex}
+
+
+def _drain_queue(amqp_url: str, queue: str = "email.queue") -> list[str]:
+    """The message ids on ``queue``, taken off it."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        ids = []
+        while True:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return ids
+            assert json.loads(body)["args"][0]["notification_id"] == properties.message_id
+            ids.append(properties.message_id)
+    finally:
+        connection.close()
+
+
+async def _total_for(stack, user: dict) -> int:
+    resp = await stack.client.get(f"/api/v1/notifications/?user_id={user['id']}&limit=1", headers=stack.auth())
+    assert resp.status == 200
+    return (await resp.json())["meta"]["total"]
+
+
+async def test_a_burst_is_recorded_and_published_once_per_send(burst_stack):
+    stack, user, template = burst_stack
+    bodies = [_send_body(user, template) for _ in range(BURST)]
+    responses = await asyncio.gather(*(stack.send(**body) for body in bodies))
+    assert [r.status for r in responses] == [202] * BURST
+    accepted = [(await r.json())["data"]["notification_id"] for r in responses]
+    assert len(set(accepted)) == BURST
+
+    assert await _total_for(stack, user) == BURST
+    assert sorted(_drain_queue(stack.env["RABBITMQ_URL"])) == sorted(accepted)
+    # Each idempotent response was stored by its batch: a repeat is a replay of the same send.
+    replays = await asyncio.gather(*(stack.send(**body) for body in bodies))
+    assert [r.status for r in replays] == [200] * BURST
+    assert [(await r.json())["data"]["notification_id"] for r in replays] == accepted
+    assert _drain_queue(stack.env["RABBITMQ_URL"]) == []
+
+
+async def test_a_send_whose_idempotency_key_was_lost_is_answered_from_its_row_inside_a_burst(burst_stack):
+    stack, user, template = burst_stack
+    first_body = _send_body(user, template)
+    first = await stack.send(**first_body)
+    assert first.status == 202
+    first_id = (await first.json())["data"]["notification_id"]
+    assert _drain_queue(stack.env["RABBITMQ_URL"]) == [first_id]
+    # Redis lost the key (a restart without persistence); the row still remembers the request.
+    keys = Keys(stack.env["REDIS_KEY_PREFIX"])
+    with redis.Redis.from_url(resources.REDIS_URL) as client:
+        assert client.delete(keys.request(stack.caller, first_body["request_id"])) == 1
+
+    others = [_send_body(user, template) for _ in range(BURST - 1)]
+    responses = await asyncio.gather(*(stack.send(**body) for body in [*others[:20], first_body, *others[20:]]))
+    statuses = [r.status for r in responses]
+    assert statuses == [202] * 20 + [200] + [202] * (BURST - 21), statuses
+    ids = [(await r.json())["data"]["notification_id"] for r in responses]
+    assert ids[20] == first_id
+    assert await _total_for(stack, user) == BURST
+    assert sorted(_drain_queue(stack.env["RABBITMQ_URL"])) == sorted(ids[:20] + ids[21:])
