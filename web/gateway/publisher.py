@@ -86,8 +86,6 @@ class Publisher:
         all; per message, None or the error that refused it. A channel waits for each confirm
         before its next publish, so a batch published on one channel would wait for the broker's
         confirms one after another; across channels they arrive together."""
-        if len(messages) == 1:
-            return [self._try_publish(messages[0])]
         return [future.result() for future in [self.executor.submit(self._try_publish, m) for m in messages]]
 
     def _try_publish(self, message: Message) -> Exception | None:
