@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Most sends one flush records (one INSERT statement, one Redis pipeline).
 MAX_BATCH = 64
-#: Flushes in flight at once; each holds a database thread (and its AMQP channel) while it runs.
+#: Flushes in flight at once; each holds a database thread while it runs (its publishes run on the
+#: publisher's threads).
 FLUSHES = 4
 
 
