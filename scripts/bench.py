@@ -28,8 +28,8 @@ import psycopg2
 
 from settings import Settings
 from tests.support import resources
+from tests.support.ports import free_port
 from tests.support.processes import BIN, ROOT, herald_process, wait_for
-from tests.support.smtp_server import free_port
 from web.common.auth import issue_token
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "50"))

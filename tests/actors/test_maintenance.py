@@ -23,8 +23,8 @@ from models.base import utcnow
 from models.notification import Notification
 from settings import Settings
 from tests.conftest import make_env
+from tests.support.ports import free_port
 from tests.support.processes import BIN, herald_process
-from tests.support.smtp_server import free_port
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from tests.support.ports import free_port
 from tests.support.processes import herald_process, wait_for
-from tests.support.smtp_server import free_port
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
 from tests.support.processes import herald_process, wait_for
-from tests.support.smtp_server import free_port
 
 
 def call(url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:

@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import socket
 import urllib.request
 
 import pytest
 
 import middleware
+from tests.support.ports import free_port
 from tests.support.processes import worker
 from tests.support.smtp_server import smtp_server
 
 pytestmark = pytest.mark.skipif("metrics.stack" not in inspect.getsource(middleware.build_stack),
                                 reason="middleware.metrics.stack(...) is not in build_stack yet")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(port: int) -> str:

@@ -25,8 +25,9 @@ from settings import Settings
 from tests.conftest import make_env
 from tests.support import resources
 from tests.support.ledger import Ledger, statuses_from_database
+from tests.support.ports import free_port
 from tests.support.processes import BIN, herald_process, wait_for, worker
-from tests.support.smtp_server import SmtpServer, free_port, smtp_server
+from tests.support.smtp_server import SmtpServer, smtp_server
 from tests.support.tcp_proxy import TcpProxy
 from web.common.auth import issue_token
 

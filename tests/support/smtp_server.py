@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import socket
 import ssl
 import threading
 import time
@@ -44,6 +43,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.support.ports import free_port
+
 #: Texts sent with a configured failure code.
 _REASONS = {
     421: "421 4.3.2 Service shutting down",
@@ -54,13 +55,6 @@ _REASONS = {
     552: "552 5.3.4 Message too big",
     554: "554 5.7.1 Message rejected",
 }
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (also handy for 'connection refused' tests)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_self_signed_cert(directory: Path) -> tuple[Path, Path]:

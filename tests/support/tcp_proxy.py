@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from concurrent.futures import Future
+
+from tests.support.ports import free_port
 
 _CHUNK = 64 * 1024
 
@@ -29,9 +30,7 @@ class TcpProxy:
     def __init__(self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1") -> None:
         self.target_host, self.target_port = target_host, target_port
         self.listen_host = listen_host
-        with socket.socket() as probe:  # a free port, kept for the proxy's whole life (restore reuses it)
-            probe.bind((listen_host, 0))
-            self.port: int = probe.getsockname()[1]
+        self.port: int = free_port()  # kept for the proxy's whole life (restore listens on it again)
         self.connections = 0  # client connections accepted so far
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.base_events.Server | None = None
