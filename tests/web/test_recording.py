@@ -136,3 +136,21 @@ async def test_refused_publishes_in_a_burst_leave_no_row_and_may_be_sent_again(b
     ids = [(await r.json())["data"]["notification_id"] for r in again]
     assert await _total_for(stack, user) == len(bodies)
     assert sorted(_drain_queue(stack.env["RABBITMQ_URL"])) == sorted(ids)
+
+
+def test_a_publisher_shutting_down_refuses_each_message_of_a_batch():
+    """Publishes still queued when the gateway stops are refused (their rows are then deleted and
+    the callers told 503), never reported as published."""
+    from dramatiq.brokers.stub import StubBroker
+
+    from web.gateway.publisher import Publisher, PublishError
+
+    broker = StubBroker()
+    broker.declare_queue("email.queue")
+    publisher = Publisher(broker=broker)
+    message = publisher.message(channel="email", body={"notification_id": "n-1"}, priority=5, correlation_id="c")
+    assert publisher.publish_many_blocking([message]) == [None]
+    publisher.executor.shutdown(wait=True)
+    outcomes = publisher.publish_many_blocking([message, message])
+    assert [type(outcome) for outcome in outcomes] == [PublishError, PublishError]
+    assert broker.queues["email.queue"].qsize() == 1

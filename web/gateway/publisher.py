@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 
 import dramatiq
 import pika.exceptions
@@ -85,8 +85,21 @@ class Publisher:
         """Publish each message on its own publishing thread (and channel) at once, waiting for
         all; per message, None or the error that refused it. A channel waits for each confirm
         before its next publish, so a batch published on one channel would wait for the broker's
-        confirms one after another; across channels they arrive together."""
-        return [future.result() for future in [self.executor.submit(self._try_publish, m) for m in messages]]
+        confirms one after another; across channels they arrive together. A gateway shutting down
+        (its threads stopped, queued publishes cancelled) refuses what it could not publish."""
+        futures = []
+        for message in messages:
+            try:
+                futures.append(self.executor.submit(self._try_publish, message))
+            except RuntimeError:  # the executor was shut down
+                futures.append(None)
+        outcomes: list[Exception | None] = []
+        for future in futures:
+            try:
+                outcomes.append(future.result() if future is not None else PublishError("shutting down"))
+            except CancelledError:
+                outcomes.append(PublishError("shutting down"))
+        return outcomes
 
     def _try_publish(self, message: Message) -> Exception | None:
         try:
