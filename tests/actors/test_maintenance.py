@@ -18,20 +18,20 @@ from dramatiq.brokers.stub import StubBroker
 
 from actors import maintenance
 from actors.runtime import Runtime
-from middleware.rabbitmq import HeraldBroker
 from models.base import utcnow
 from models.notification import Notification
 from settings import Settings
 from tests.conftest import make_env
 from tests.support.ports import free_port
 from tests.support.processes import BIN, herald_process
+from tests.support.resources import declare_topology
 
 
 @pytest.fixture
 def env(database_url, redis_prefix, rabbit_vhost):
     url, _ = rabbit_vhost
     env = make_env(database_url=database_url, redis_prefix=redis_prefix, rabbitmq_url=url)
-    HeraldBroker(url=url, middleware=[]).declare_topology()
+    declare_topology(url)
     return env
 
 

@@ -7,7 +7,7 @@ import json
 import pika
 
 from middleware.rabbitmq import HeraldBroker
-from tests.support.resources import rabbitmqctl
+from tests.support.resources import declare_topology, rabbitmqctl
 
 DELIVERY_ARGS = {
     "x-max-priority": 10,
@@ -32,11 +32,7 @@ def _args(queue: dict) -> dict:
 
 def test_topology_is_the_contracts(rabbit_vhost):
     url, vhost = rabbit_vhost
-    broker = HeraldBroker(url=url, middleware=[])
-    try:
-        broker.declare_topology()
-    finally:
-        broker.close()
+    declare_topology(url)
     queues = _queues(vhost)
     for name in ("email.queue", "push.queue"):
         assert queues[name]["durable"] is True
@@ -61,9 +57,7 @@ def test_topology_is_the_contracts(rabbit_vhost):
 def test_declaring_twice_is_harmless(rabbit_vhost):
     url, _ = rabbit_vhost
     for _ in range(2):
-        broker = HeraldBroker(url=url, middleware=[])
-        broker.declare_topology()
-        broker.close()
+        declare_topology(url)
 
 
 def test_published_message_carries_the_contract_properties(rabbit_vhost):

@@ -18,17 +18,13 @@ import uuid
 
 import pika
 
-from middleware.rabbitmq import HeraldBroker
 from middleware.topology import EMAIL_QUEUE, EXCHANGE, FAILED_QUEUE, ROUTING_KEYS
+from tests.support.resources import declare_topology
 
 
 def test_a_message_expiring_in_the_email_queue_ends_in_the_failed_queue_as_expired(rabbit_vhost):
     url, _ = rabbit_vhost
-    broker = HeraldBroker(url=url, middleware=[])
-    try:
-        broker.declare_topology()
-    finally:
-        broker.close()
+    declare_topology(url)
     nid = str(uuid.uuid4())
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:

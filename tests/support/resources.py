@@ -54,6 +54,18 @@ def redis_prefix():
         client.close()
 
 
+def declare_topology(amqp_url: str) -> None:
+    """The contract's exchange, queues and bindings on the URL's vhost, as every Herald process
+    declares them at start."""
+    from middleware.rabbitmq import HeraldBroker
+
+    broker = HeraldBroker(url=amqp_url, middleware=[])
+    try:
+        broker.declare_topology()
+    finally:
+        broker.close()
+
+
 def rabbitmqctl(*args: str) -> str:
     return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True,
                           timeout=60).stdout
