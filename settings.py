@@ -121,9 +121,12 @@ class Settings:
         def local(default: str) -> str | None:
             return None if embedded else default
 
-        database_url = _url(env, "DATABASE_URL",
-                            "sqlite:///var/herald.sqlite3" if embedded else "postgresql://localhost/herald",
-                            ("postgresql", "postgres", "sqlite"))
+        database_url = _url(
+            env,
+            "DATABASE_URL",
+            "sqlite:///var/herald.sqlite3" if embedded else "postgresql://localhost/herald",
+            ("postgresql", "postgres", "sqlite"),
+        )
 
         def per_service(name: str) -> str | None:
             return _url(env, name, database_url, ("postgresql", "postgres", "sqlite"))
@@ -145,8 +148,7 @@ class Settings:
             notifications_database_url=per_service("NOTIFICATIONS_DATABASE_URL"),
             redis_url=_url(env, "REDIS_URL", local("redis://localhost:6379/0"), ("redis", "rediss")),
             redis_key_prefix=_str(env, "REDIS_KEY_PREFIX", ""),
-            rabbitmq_url=_url(env, "RABBITMQ_URL", local("amqp://guest:guest@localhost:5672/%2F"),
-                              ("amqp", "amqps")),
+            rabbitmq_url=_url(env, "RABBITMQ_URL", local("amqp://guest:guest@localhost:5672/%2F"), ("amqp", "amqps")),
             user_service_url=_url(env, "USER_SERVICE_URL", "http://localhost:8001", ("http", "https")),
             template_service_url=_url(env, "TEMPLATE_SERVICE_URL", "http://localhost:8002", ("http", "https")),
             jwt_secret=jwt_secret or "",
@@ -213,8 +215,10 @@ def _mask_url(value: str) -> str:
     if parsed.password:
         parsed = parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@"))
     if parsed.query:
-        pairs = [(k, "***" if any(w in k.lower() for w in ("pass", "secret", "token", "key")) else v)
-                 for k, v in parse_qsl(parsed.query, keep_blank_values=True)]
+        pairs = [
+            (k, "***" if any(w in k.lower() for w in ("pass", "secret", "token", "key")) else v)
+            for k, v in parse_qsl(parsed.query, keep_blank_values=True)
+        ]
         parsed = parsed._replace(query=urlencode(pairs, safe="*"))
     return urlunparse(parsed)
 

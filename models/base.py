@@ -43,7 +43,9 @@ def connect_url(url: str) -> peewee.Database:
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path[1:] if parsed.path.startswith("//") else parsed.path) or ":memory:"
         return PooledSqliteDatabase(
-            path, max_connections=POOL_SIZE, timeout=10,
+            path,
+            max_connections=POOL_SIZE,
+            timeout=10,
             pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000},
             check_same_thread=False,
         )
@@ -82,8 +84,9 @@ class Databases:
             db.close_all() if hasattr(db, "close_all") else db.close()
 
 
-def bind_databases(*, users: str | None = None, templates: str | None = None,
-                   notifications: str | None = None) -> Databases:
+def bind_databases(
+    *, users: str | None = None, templates: str | None = None, notifications: str | None = None
+) -> Databases:
     """Point the proxies at the given URLs (``None`` leaves a proxy unbound) and return the objects."""
     made: dict[str, peewee.Database] = {
         proxy.obj.herald_url: proxy.obj
@@ -101,8 +104,7 @@ def bind_databases(*, users: str | None = None, templates: str | None = None,
         return made[url]
 
     dbs = Databases(users=get(users), templates=get(templates), notifications=get(notifications))
-    for proxy, db in ((users_db, dbs.users), (templates_db, dbs.templates),
-                      (notifications_db, dbs.notifications)):
+    for proxy, db in ((users_db, dbs.users), (templates_db, dbs.templates), (notifications_db, dbs.notifications)):
         if db is not None:
             proxy.initialize(db)
     return dbs

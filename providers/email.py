@@ -32,10 +32,23 @@ log = logging.getLogger(__name__)
 _FORBIDDEN_CHARS = re.compile(r"[\r\n\0]")
 #: Header names a caller may not set through ``headers``: the builder owns them, and a second copy
 #: of any of them changes who receives the message or how it is parsed.
-_RESERVED_HEADERS = frozenset({
-    "from", "to", "cc", "bcc", "subject", "date", "message-id", "sender", "reply-to",
-    "mime-version", "content-type", "content-transfer-encoding", "return-path",
-})
+_RESERVED_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "sender",
+        "reply-to",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "return-path",
+    }
+)
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII except ':'
 _MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 
@@ -73,8 +86,17 @@ def _reject_breaks(what: str, value: str) -> None:
         raise PermanentProviderError(f"{what} contains a line break or NUL", reason="invalid_header")
 
 
-def build_message(*, mail_from: Address, to: str, subject: str, html: str, text: str, message_id: str,
-                  headers: dict[str, str] | None = None, date: datetime | None = None) -> EmailMessage:
+def build_message(
+    *,
+    mail_from: Address,
+    to: str,
+    subject: str,
+    html: str,
+    text: str,
+    message_id: str,
+    headers: dict[str, str] | None = None,
+    date: datetime | None = None,
+) -> EmailMessage:
     """The multipart/alternative message (text/plain, then text/html) the contract describes.
 
     Raises:
@@ -104,8 +126,7 @@ def build_message(*, mail_from: Address, to: str, subject: str, html: str, text:
     except (ValueError, IndexError, TypeError) as exc:
         raise PermanentProviderError(f"recipient is not an address: {exc}", reason="invalid_recipient") from None
     if len(recipients) != 1 or not recipients[0].username or not recipients[0].domain:
-        raise PermanentProviderError("recipient must be exactly one address user@domain",
-                                     reason="invalid_recipient")
+        raise PermanentProviderError("recipient must be exactly one address user@domain", reason="invalid_recipient")
     msg["Subject"] = subject
     # The email package decodes RFC 2047 encoded words when a header is set; an encoded CR/LF would
     # then be written out raw on an unpatched CPython (CVE-2024-6923), so check the decoded value too.
@@ -136,16 +157,18 @@ class SmtpEmailProvider:
         self._local = threading.local()
         self._secrets = _secret_forms(settings.smtp_password)
 
-    def send(self, *, to: str, subject: str, html: str, text: str, message_id: str,
-             headers: dict[str, str] | None = None) -> None:
+    def send(
+        self, *, to: str, subject: str, html: str, text: str, message_id: str, headers: dict[str, str] | None = None
+    ) -> None:
         """Deliver one message to the SMTP server.
 
         Raises:
             RetryableProviderError: 4xx replies, timeouts, an unreachable server, failed login.
             PermanentProviderError: 5xx replies, a header injection attempt, a malformed recipient.
         """
-        msg = build_message(mail_from=self._from, to=to, subject=subject, html=html, text=text,
-                            message_id=message_id, headers=headers)
+        msg = build_message(
+            mail_from=self._from, to=to, subject=subject, html=html, text=text, message_id=message_id, headers=headers
+        )
         rcpt = [msg["To"].addresses[0].addr_spec]
         for attempt in (1, 2):
             client, reused = self._client()
@@ -198,9 +221,17 @@ class SmtpEmailProvider:
         login = s.smtp_username or self._from.addr_spec
         # A one-item dict is taken verbatim as the login name; a plain string without '@' would get
         # '@gmail.com' appended. Validation is off because API keys ("apikey") are valid logins.
-        client = yagmail.SMTP(user={login: login}, password=s.smtp_password or "", host=s.smtp_host,
-                              port=s.smtp_port, smtp_ssl=s.smtp_ssl, smtp_starttls=starttls,
-                              smtp_skip_login=not s.smtp_username, soft_email_validation=False, **kwargs)
+        client = yagmail.SMTP(
+            user={login: login},
+            password=s.smtp_password or "",
+            host=s.smtp_host,
+            port=s.smtp_port,
+            smtp_ssl=s.smtp_ssl,
+            smtp_starttls=starttls,
+            smtp_skip_login=not s.smtp_username,
+            soft_email_validation=False,
+            **kwargs,
+        )
         client.set_logging(None)  # yagmail would add its own stderr handler; ours go through logs.py
         return client
 
@@ -216,28 +247,33 @@ class SmtpEmailProvider:
             return exc
         if isinstance(exc, smtplib.SMTPAuthenticationError):
             # A configuration problem: an operator fixes the credentials, the message must wait.
-            return RetryableProviderError(f"SMTP login refused: {exc.smtp_code} {clean(exc.smtp_error)}",
-                                          reason="smtp_auth")
+            return RetryableProviderError(
+                f"SMTP login refused: {exc.smtp_code} {clean(exc.smtp_error)}", reason="smtp_auth"
+            )
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
             return self._refused(exc.recipients)
         if isinstance(exc, smtplib.SMTPConnectError):
-            return RetryableProviderError(f"SMTP server refused the connection: {exc.smtp_code} "
-                                          f"{clean(exc.smtp_error)}", reason="smtp_unreachable")
+            return RetryableProviderError(
+                f"SMTP server refused the connection: {exc.smtp_code} {clean(exc.smtp_error)}",
+                reason="smtp_unreachable",
+            )
         if isinstance(exc, smtplib.SMTPResponseException):
             return _by_code(exc.smtp_code, f"SMTP server answered {exc.smtp_code} {clean(exc.smtp_error)}")
         if _timed_out(exc):
-            return RetryableProviderError(f"SMTP server did not answer within {self._settings.smtp_timeout_s} s",
-                                          reason="smtp_timeout")
+            return RetryableProviderError(
+                f"SMTP server did not answer within {self._settings.smtp_timeout_s} s", reason="smtp_timeout"
+            )
         if isinstance(exc, ssl.SSLError | ssl.CertificateError):
             return RetryableProviderError(f"TLS with the SMTP server failed: {clean(exc)}", reason="smtp_tls")
         if isinstance(exc, smtplib.SMTPException) and not isinstance(exc, smtplib.SMTPServerDisconnected):
             # e.g. no AUTH or STARTTLS offered, no usable AUTH mechanism: the operator must act.
             return RetryableProviderError(f"SMTP session not possible: {clean(exc)}", reason="smtp_config")
         if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
-            return RetryableProviderError(f"SMTP server {self._settings.smtp_host}:{self._settings.smtp_port} "
-                                          f"unreachable: {clean(exc)}", reason="smtp_unreachable")
-        return RetryableProviderError(f"SMTP send failed: {type(exc).__name__}: {clean(exc)}",
-                                      reason="smtp_error")
+            return RetryableProviderError(
+                f"SMTP server {self._settings.smtp_host}:{self._settings.smtp_port} unreachable: {clean(exc)}",
+                reason="smtp_unreachable",
+            )
+        return RetryableProviderError(f"SMTP send failed: {type(exc).__name__}: {clean(exc)}", reason="smtp_error")
 
     def _refused(self, recipients: dict) -> ProviderError:
         codes = [code for code, _ in recipients.values()]

@@ -51,11 +51,13 @@ class OutboxEmailProvider:
         self._dir = Path(settings.outbox_dir)
         self._from = parse_mail_from(settings.mail_from)
 
-    def send(self, *, to: str, subject: str, html: str, text: str, message_id: str,
-             headers: dict[str, str] | None = None) -> None:
+    def send(
+        self, *, to: str, subject: str, html: str, text: str, message_id: str, headers: dict[str, str] | None = None
+    ) -> None:
         """Same contract and errors as :meth:`providers.email.SmtpEmailProvider.send`."""
-        msg = build_message(mail_from=self._from, to=to, subject=subject, html=html, text=text,
-                            message_id=message_id, headers=headers)
+        msg = build_message(
+            mail_from=self._from, to=to, subject=subject, html=html, text=text, message_id=message_id, headers=headers
+        )
         write_atomically(self._dir / f"{safe_name(msg['Message-ID'])}.eml", msg.as_bytes())
 
     def close(self) -> None:

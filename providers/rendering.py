@@ -67,6 +67,7 @@ def _counted_range(*args):
 def _bounded(filter_fn, *width_args: str):
     """A filter whose width-like arguments are capped at the output limit (``functools.wraps``
     keeps Jinja's pass-environment marker, so the filter is still called as Jinja expects)."""
+
     @functools.wraps(filter_fn)
     def wrapper(*args, **kwargs):
         for value in list(args) + [kwargs.get(name) for name in width_args]:
@@ -75,6 +76,7 @@ def _bounded(filter_fn, *width_args: str):
             if isinstance(value, str) and _WIDE_FORMAT_RE.search(value):
                 raise SecurityError(f"format width above {MAX_OUTPUT_CHARS}")
         return filter_fn(*args, **kwargs)
+
     return wrapper
 
 
@@ -118,8 +120,9 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
 
 
 def _env(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    return _BoundedSandbox(autoescape=autoescape, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                           lstrip_blocks=True)
+    return _BoundedSandbox(
+        autoescape=autoescape, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
 
 
 class Renderer:

@@ -36,8 +36,13 @@ def ensure_admin(settings: Settings, *, password: str | None = None) -> tuple[st
         if User.get_or_none(User.email == email) is not None:
             return email, None
         try:
-            User.create(name="Administrator", email=email, password_hash=hash_password(secret), role="admin",
-                        preferences={"email": True, "push": True})
+            User.create(
+                name="Administrator",
+                email=email,
+                password_hash=hash_password(secret),
+                role="admin",
+                preferences={"email": True, "push": True},
+            )
         except peewee.IntegrityError:  # another migrator created it a moment ago
             return email, None
     log.info("bootstrap admin created", extra={"email": email})
@@ -45,8 +50,11 @@ def ensure_admin(settings: Settings, *, password: str | None = None) -> tuple[st
 
 
 def run(settings: Settings) -> list[str]:
-    dbs = bind_databases(users=settings.users_database_url, templates=settings.templates_database_url,
-                         notifications=settings.notifications_database_url)
+    dbs = bind_databases(
+        users=settings.users_database_url,
+        templates=settings.templates_database_url,
+        notifications=settings.notifications_database_url,
+    )
     try:
         applied = migrate(dbs)
         log.info("migrations applied: %s", ", ".join(applied) or "none (already current)")

@@ -67,9 +67,11 @@ async def serve(settings: Settings, broker: dramatiq.Broker) -> None:
     from web.users.app import create_app as users_app
 
     runners = []
-    for app, port in ((users_app(settings), settings.users_port),
-                      (templates_app(settings), settings.templates_port),
-                      (gateway_app(settings, broker=broker), settings.gateway_port)):
+    for app, port in (
+        (users_app(settings), settings.users_port),
+        (templates_app(settings), settings.templates_port),
+        (gateway_app(settings, broker=broker), settings.gateway_port),
+    ):
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.host, port).start()
@@ -91,7 +93,8 @@ def banner(settings: Settings, password: str) -> str:
         "database": settings.database_url,
         "redis": settings.redis_url or "embedded (in-process)",
         "rabbitmq": "set" if settings.rabbitmq_url else "embedded (in-process)",
-        "email": f"SMTP {settings.smtp_host}:{settings.smtp_port}" if settings.smtp_host
+        "email": f"SMTP {settings.smtp_host}:{settings.smtp_port}"
+        if settings.smtp_host
         else f"written to {settings.outbox_dir}/",
         "push": "FCM" if settings.fcm_project_id else f"written to {settings.outbox_dir}/",
     }
@@ -107,20 +110,20 @@ def banner(settings: Settings, password: str) -> str:
         "",
         "  Try it:",
         f"    TOKEN=$(curl -s {base}/api/v1/auth/login -H 'Content-Type: application/json' \\",
-        f"      -d '{{\"email\": \"{settings.bootstrap_admin_email}\", \"password\": \"{password}\"}}' \\",
-        "      | python3 -c 'import sys, json; print(json.load(sys.stdin)[\"data\"][\"access_token\"])')",
-        f"    curl -s {base}/api/v1/templates/ -H \"Authorization: Bearer $TOKEN\" \\",
+        f'      -d \'{{"email": "{settings.bootstrap_admin_email}", "password": "{password}"}}\' \\',
+        '      | python3 -c \'import sys, json; print(json.load(sys.stdin)["data"]["access_token"])\')',
+        f'    curl -s {base}/api/v1/templates/ -H "Authorization: Bearer $TOKEN" \\',
         "      -H 'Content-Type: application/json' \\",
-        "      -d '{\"code\": \"welcome\", \"name\": \"Welcome\", \"subject\": \"Hi {{ name }}\", "
-        "\"content\": \"<p>Hello {{ name }}</p>\"}'",
+        '      -d \'{"code": "welcome", "name": "Welcome", "subject": "Hi {{ name }}", '
+        '"content": "<p>Hello {{ name }}</p>"}\'',
         f"    USER=$(curl -s {base}/api/v1/users/ -H 'Content-Type: application/json' \\",
-        "      -d '{\"name\": \"Ada\", \"email\": \"ada@example.com\", \"password\": \"correct-horse-1\", "
-        "\"preferences\": {\"email\": true, \"push\": true}}' \\",
-        "      | python3 -c 'import sys, json; print(json.load(sys.stdin)[\"data\"][\"id\"])')",
-        f"    curl -s {base}/api/v1/notifications/ -H \"Authorization: Bearer $TOKEN\" \\",
+        '      -d \'{"name": "Ada", "email": "ada@example.com", "password": "correct-horse-1", '
+        '"preferences": {"email": true, "push": true}}\' \\',
+        '      | python3 -c \'import sys, json; print(json.load(sys.stdin)["data"]["id"])\')',
+        f'    curl -s {base}/api/v1/notifications/ -H "Authorization: Bearer $TOKEN" \\',
         "      -H 'Content-Type: application/json' \\",
-        "      -d '{\"notification_type\": \"email\", \"user_id\": \"'$USER'\", \"template_code\": \"welcome\", "
-        "\"variables\": {\"name\": \"Ada\"}, \"request_id\": \"demo-1\"}'",
+        '      -d \'{"notification_type": "email", "user_id": "\'$USER\'", "template_code": "welcome", '
+        '"variables": {"name": "Ada"}, "request_id": "demo-1"}\'',
         "",
     ]
     return "\n".join(lines)

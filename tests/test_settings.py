@@ -18,8 +18,15 @@ def test_defaults_follow_the_contract():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("RETRY_MAX", "five"), ("SMTP_PORT", "70000"), ("SMTP_SSL", "maybe"), ("REDIS_URL", "localhost:6379"),
-     ("RATE_LIMIT_PER_HOUR", "-1"), ("LOG_LEVEL", "LOUD"), ("DATABASE_URL", "mysql://x/y")],
+    [
+        ("RETRY_MAX", "five"),
+        ("SMTP_PORT", "70000"),
+        ("SMTP_SSL", "maybe"),
+        ("REDIS_URL", "localhost:6379"),
+        ("RATE_LIMIT_PER_HOUR", "-1"),
+        ("LOG_LEVEL", "LOUD"),
+        ("DATABASE_URL", "mysql://x/y"),
+    ],
 )
 def test_malformed_values_name_the_variable(name, value):
     with pytest.raises(SettingsError) as err:
@@ -54,8 +61,13 @@ def test_redacted_hides_secrets():
 
 
 def test_webhook_and_query_secrets_are_masked():
-    s = Settings.from_env({**BASE, "ALERT_WEBHOOK_URL": "https://hooks.example.com/services/T0/B0/SECRETPATH",
-                           "DATABASE_URL": "postgresql://db/herald?password=hunter3&sslmode=require"})
+    s = Settings.from_env(
+        {
+            **BASE,
+            "ALERT_WEBHOOK_URL": "https://hooks.example.com/services/T0/B0/SECRETPATH",
+            "DATABASE_URL": "postgresql://db/herald?password=hunter3&sslmode=require",
+        }
+    )
     text = str(s.redacted()) + repr(s)
     assert "SECRETPATH" not in text and "hunter3" not in text and "sslmode=require" in text
 

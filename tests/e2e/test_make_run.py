@@ -46,23 +46,44 @@ def test_make_run_answers_a_send_end_to_end(tmp_path):
     with herald_process([shutil.which("make") or "make", "run"], env, log):
         base = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
         wait_for(lambda: _up(base), timeout=120, interval=0.5, what="make run's gateway")
-        status, body = call(base + "/api/v1/auth/login", {"email": "root@example.com",
-                                                          "password": "a-long-admin-password"})
+        status, body = call(
+            base + "/api/v1/auth/login", {"email": "root@example.com", "password": "a-long-admin-password"}
+        )
         assert status == 200, body
         token = body["data"]["access_token"]
-        status, body = call(base + "/api/v1/templates/", {"code": "welcome", "name": "Welcome",
-                                                          "subject": "Hi {{ name }}",
-                                                          "content": "<p>Hello <b>{{ name }}</b></p>"}, token)
+        status, body = call(
+            base + "/api/v1/templates/",
+            {
+                "code": "welcome",
+                "name": "Welcome",
+                "subject": "Hi {{ name }}",
+                "content": "<p>Hello <b>{{ name }}</b></p>",
+            },
+            token,
+        )
         assert status == 201, body
-        status, body = call(base + "/api/v1/users/", {"name": "Ada", "email": "ada@example.com",
-                                                      "password": "correct-horse-1",
-                                                      "preferences": {"email": True, "push": True}})
+        status, body = call(
+            base + "/api/v1/users/",
+            {
+                "name": "Ada",
+                "email": "ada@example.com",
+                "password": "correct-horse-1",
+                "preferences": {"email": True, "push": True},
+            },
+        )
         assert status == 201, body
         user_id = body["data"]["id"]
-        status, body = call(base + "/api/v1/notifications/", {"notification_type": "email", "user_id": user_id,
-                                                              "template_code": "welcome",
-                                                              "variables": {"name": "Ada"},
-                                                              "request_id": "make-run-1"}, token)
+        status, body = call(
+            base + "/api/v1/notifications/",
+            {
+                "notification_type": "email",
+                "user_id": user_id,
+                "template_code": "welcome",
+                "variables": {"name": "Ada"},
+                "request_id": "make-run-1",
+            },
+            token,
+        )
         assert status == 202, body
         nid = body["data"]["notification_id"]
         mail = wait_for(lambda: list(outbox.glob("[!.]*.eml")), timeout=30, what="the e-mail in the outbox")

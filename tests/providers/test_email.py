@@ -18,13 +18,19 @@ PASSWORD = "s3cret-Pa55word!"
 
 
 def make_settings(**env: str) -> Settings:
-    return Settings.from_env({"JWT_SECRET": "test-secret-for-herald-0123456789", "MAIL_FROM": MAIL_FROM,
-                              "SMTP_TIMEOUT_S": "5", **env})
+    return Settings.from_env(
+        {"JWT_SECRET": "test-secret-for-herald-0123456789", "MAIL_FROM": MAIL_FROM, "SMTP_TIMEOUT_S": "5", **env}
+    )
 
 
 def send(provider: SmtpEmailProvider, n: int = 0, **overrides) -> None:
-    args = {"to": "ada@example.com", "subject": f"Welcome Ada #{n}", "html": f"<h1>Hi Ada</h1><p>#{n}</p>",
-            "text": f"Hi Ada\n#{n}", "message_id": f"<note-{n}@herald.test>"}
+    args = {
+        "to": "ada@example.com",
+        "subject": f"Welcome Ada #{n}",
+        "html": f"<h1>Hi Ada</h1><p>#{n}</p>",
+        "text": f"Hi Ada\n#{n}",
+        "message_id": f"<note-{n}@herald.test>",
+    }
     args.update(overrides)
     provider.send(**args)
 
@@ -43,9 +49,14 @@ def provider(smtp):
 
 
 def test_email_arrives_as_multipart_alternative_with_headers(smtp, provider):
-    provider.send(to="Ada Lovelace <ada@example.com>", subject="Bienvenue, Ada — ça marche",
-                  html="<h1>Hi Ada</h1>", text="Hi Ada", message_id="<n-1@herald.test>",
-                  headers={"X-Herald-Notification-ID": "n-1"})
+    provider.send(
+        to="Ada Lovelace <ada@example.com>",
+        subject="Bienvenue, Ada — ça marche",
+        html="<h1>Hi Ada</h1>",
+        text="Hi Ada",
+        message_id="<n-1@herald.test>",
+        headers={"X-Herald-Notification-ID": "n-1"},
+    )
     [mail] = smtp.wait_for(1)
     msg = mail.message
     assert mail.mail_from == "no-reply@herald.test"
@@ -157,8 +168,9 @@ def test_a_server_that_never_answers_times_out_within_the_setting():
         silent.bind(("127.0.0.1", 0))
         silent.listen(5)  # accepts TCP but never sends the greeting
         port = silent.getsockname()[1]
-        provider = SmtpEmailProvider(settings=make_settings(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port),
-                                                            SMTP_TIMEOUT_S="1"))
+        provider = SmtpEmailProvider(
+            settings=make_settings(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), SMTP_TIMEOUT_S="1")
+        )
         started = time.monotonic()
         with pytest.raises(RetryableProviderError) as info:
             send(provider)
@@ -174,16 +186,19 @@ def test_server_gone_after_a_successful_send_is_retryable(smtp, provider):
     assert info.value.reason == "smtp_unreachable"
 
 
-@pytest.mark.parametrize("field, value", [
-    ("subject", "Hello\r\nBcc: victim@example.com"),
-    ("subject", "Hello\nX-Injected: 1"),
-    ("subject", "Hello\0"),
-    ("to", "ada@example.com\r\nBcc: victim@example.com"),
-    ("headers", {"X-Herald-Notification-ID": "n-1\r\nBcc: victim@example.com"}),
-    ("headers", {"Bcc": "victim@example.com"}),
-    ("headers", {"X-Bad Name": "x"}),
-    ("message_id", "<a@b>\r\nBcc: victim@example.com"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("subject", "Hello\r\nBcc: victim@example.com"),
+        ("subject", "Hello\nX-Injected: 1"),
+        ("subject", "Hello\0"),
+        ("to", "ada@example.com\r\nBcc: victim@example.com"),
+        ("headers", {"X-Herald-Notification-ID": "n-1\r\nBcc: victim@example.com"}),
+        ("headers", {"Bcc": "victim@example.com"}),
+        ("headers", {"X-Bad Name": "x"}),
+        ("message_id", "<a@b>\r\nBcc: victim@example.com"),
+    ],
+)
 def test_header_injection_is_refused_not_stripped(smtp, provider, field, value):
     with pytest.raises(PermanentProviderError) as info:
         send(provider, **{field: value})
@@ -230,8 +245,14 @@ def test_login_uses_the_username_verbatim_and_from_stays_mail_from():
 
 def test_build_message_normalises_the_message_id_and_is_what_smtp_sends():
     sender = parse_mail_from(MAIL_FROM)
-    msg = build_message(mail_from=sender, to="ada@example.com", subject="S", html="<p>x</p>", text="x",
-                        message_id=message_id_for("1234-abcd", sender).strip("<>"))
+    msg = build_message(
+        mail_from=sender,
+        to="ada@example.com",
+        subject="S",
+        html="<p>x</p>",
+        text="x",
+        message_id=message_id_for("1234-abcd", sender).strip("<>"),
+    )
     assert msg["Message-ID"] == "<1234-abcd@herald.test>"
     assert msg.get_content_type() == "multipart/alternative"
 

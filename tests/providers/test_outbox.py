@@ -18,14 +18,26 @@ TOKEN = "dXk3:APA91b" + "x" * 140
 
 
 def make_settings(tmp_path, **env: str) -> Settings:
-    return Settings.from_env({"JWT_SECRET": "test-secret-for-herald-0123456789", "OUTBOX_DIR": str(tmp_path / "out"),
-                              "MAIL_FROM": "Herald <no-reply@herald.test>", **env})
+    return Settings.from_env(
+        {
+            "JWT_SECRET": "test-secret-for-herald-0123456789",
+            "OUTBOX_DIR": str(tmp_path / "out"),
+            "MAIL_FROM": "Herald <no-reply@herald.test>",
+            **env,
+        }
+    )
 
 
 def test_email_outbox_writes_a_parseable_multipart_eml(tmp_path):
     provider = OutboxEmailProvider(settings=make_settings(tmp_path))
-    provider.send(to="ada@example.com", subject="Welcome Ada", html="<h1>Hi</h1>", text="Hi",
-                  message_id="<n-1@herald>", headers={"X-Herald-Notification-ID": "n-1"})
+    provider.send(
+        to="ada@example.com",
+        subject="Welcome Ada",
+        html="<h1>Hi</h1>",
+        text="Hi",
+        message_id="<n-1@herald>",
+        headers={"X-Herald-Notification-ID": "n-1"},
+    )
     [path] = (tmp_path / "out").iterdir()
     assert path.name == "n-1@herald.eml"
     msg = message_from_bytes(path.read_bytes(), policy=policy.default)
@@ -49,16 +61,22 @@ def test_email_outbox_retry_overwrites_and_leaves_no_temp_files(tmp_path):
 def test_email_outbox_refuses_header_injection_like_smtp(tmp_path):
     provider = OutboxEmailProvider(settings=make_settings(tmp_path))
     with pytest.raises(PermanentProviderError) as info:
-        provider.send(to="ada@example.com", subject="x\r\nBcc: v@example.com", html="x", text="x",
-                      message_id="<n-3@herald>")
+        provider.send(
+            to="ada@example.com", subject="x\r\nBcc: v@example.com", html="x", text="x", message_id="<n-3@herald>"
+        )
     assert info.value.reason == "invalid_header"
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_push_outbox_writes_the_fcm_v1_request_body(tmp_path):
     provider = OutboxPushProvider(settings=make_settings(tmp_path))
-    name = provider.send(token=TOKEN, title="Hi", body="Body", image="https://example.com/i.png",
-                         data={"notification_id": "n-1", "link": "https://example.com"})
+    name = provider.send(
+        token=TOKEN,
+        title="Hi",
+        body="Body",
+        image="https://example.com/i.png",
+        data={"notification_id": "n-1", "link": "https://example.com"},
+    )
     [path] = (tmp_path / "out").iterdir()
     assert path.suffix == ".json" and name.endswith(path.stem)
     body = json.loads(path.read_text())
@@ -76,8 +94,10 @@ def test_push_outbox_validates_the_token_like_fcm(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("message_id, expected", [("<a.b@c>", "a.b@c"), ("<../../etc/passwd@x>", "_.._etc_passwd@x"),
-                                                  ("<a/b\\c@d>", "a_b_c@d")])
+@pytest.mark.parametrize(
+    "message_id, expected",
+    [("<a.b@c>", "a.b@c"), ("<../../etc/passwd@x>", "_.._etc_passwd@x"), ("<a/b\\c@d>", "a_b_c@d")],
+)
 def test_safe_name_cannot_escape_the_folder(message_id, expected):
     assert safe_name(message_id) == expected
 
@@ -85,8 +105,9 @@ def test_safe_name_cannot_escape_the_folder(message_id, expected):
 def test_factory_uses_real_providers_only_when_configured(tmp_path):
     credentials = tmp_path / "sa.json"
     credentials.write_text("{}")
-    configured = make_settings(tmp_path, SMTP_HOST="127.0.0.1", FCM_PROJECT_ID="p",
-                               FCM_CREDENTIALS_FILE=str(credentials))
+    configured = make_settings(
+        tmp_path, SMTP_HOST="127.0.0.1", FCM_PROJECT_ID="p", FCM_CREDENTIALS_FILE=str(credentials)
+    )
     bare = make_settings(tmp_path)
     assert isinstance(email_provider(configured), SmtpEmailProvider)
     assert isinstance(push_provider(configured), FcmPushProvider)

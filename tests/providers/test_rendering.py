@@ -74,13 +74,16 @@ def test_encoded_line_breaks_in_the_subject_are_refused(renderer):
         renderer.render(subject="{{ s }}", content="x", variables={"s": "=?utf-8?q?x=0D=0ABcc:_v@example.com?="})
 
 
-@pytest.mark.parametrize("source", [
-    "{{ ''.__class__.__mro__ }}",
-    "{{ cycler.__init__.__globals__ }}",
-    "{{ ''|attr('__class__') }}",
-    "{{ '{0.__class__}'.format(1) }}",
-    "{% set x = [] %}{{ x.append(1) }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ ''|attr('__class__') }}",
+        "{{ '{0.__class__}'.format(1) }}",
+        "{% set x = [] %}{{ x.append(1) }}",
+    ],
+)
 def test_sandbox_refuses_escapes(renderer, source):
     with pytest.raises(RenderError, match="not allowed"):
         renderer.render(subject="", content=source, variables={})
