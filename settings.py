@@ -121,6 +121,8 @@ class Settings:
         def local(default: str) -> str | None:
             return None if embedded else default
 
+        # Three slashes: a path relative to the working directory (models.base.connect_url), so each
+        # checkout's ``make run`` keeps its own database in its own var/ and ``make clean`` resets it.
         database_url = _url(
             env,
             "DATABASE_URL",

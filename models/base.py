@@ -8,6 +8,7 @@ object, so a small install needs one PostgreSQL database and one pool.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlparse
@@ -38,10 +39,24 @@ def new_id() -> uuid.UUID:
 
 
 def connect_url(url: str) -> peewee.Database:
-    """A pooled database for a ``postgresql://`` or ``sqlite:///path`` URL; nothing connects yet."""
+    """A pooled database for a ``postgresql://`` or ``sqlite:`` URL; nothing connects yet.
+
+    SQLite URLs read as SQLAlchemy's do, so a URL means the same file to every tool that takes one:
+    ``sqlite:///var/herald.sqlite3`` (three slashes) is relative to the working directory, which is
+    how ``make run`` keeps its data inside the checkout; ``sqlite:////srv/herald.sqlite3`` (four) is
+    absolute; ``sqlite://`` and ``sqlite:///:memory:`` are in memory. A relative path is resolved
+    here, once, so a later change of directory cannot move the database under a running process.
+
+    Raises:
+        ValueError: a ``sqlite://`` URL that names a host (``sqlite://var/x``): a slash is missing
+            and the path would silently lose its first part.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        path = unquote(parsed.path[1:] if parsed.path.startswith("//") else parsed.path) or ":memory:"
+        if parsed.netloc:
+            raise ValueError(f"sqlite URL {url!r} names a host; write sqlite:///relative or sqlite:////absolute")
+        path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
+        path = os.path.abspath(path) if path and path != ":memory:" else ":memory:"
         return PooledSqliteDatabase(
             path,
             max_connections=POOL_SIZE,

@@ -1,5 +1,6 @@
 import pytest
 
+from models.base import connect_url
 from settings import Settings, SettingsError
 
 BASE = {"JWT_SECRET": "x" * 32}
@@ -76,3 +77,31 @@ def test_a_short_jwt_secret_starts_with_a_warning():
     s = Settings.from_env({"JWT_SECRET": "short"})
     assert any("JWT_SECRET" in w for w in s.warnings())
     assert Settings.from_env(BASE).warnings() == []
+
+
+def test_the_embedded_database_lives_in_the_working_directorys_var(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = Settings.from_env({}, embedded=True).database_url
+    assert connect_url(url).database == str(tmp_path / "var" / "herald.sqlite3")
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///var/herald.sqlite3", "{cwd}/var/herald.sqlite3"),
+        ("sqlite:///./data/h%20d.db", "{cwd}/data/h d.db"),
+        ("sqlite:////srv/herald/herald.sqlite3", "/srv/herald/herald.sqlite3"),
+        ("sqlite://", ":memory:"),
+        ("sqlite:///:memory:", ":memory:"),
+    ],
+)
+def test_sqlite_urls_read_three_slashes_as_relative_and_four_as_absolute(tmp_path, monkeypatch, url, path):
+    monkeypatch.chdir(tmp_path)
+    db = connect_url(url)
+    monkeypatch.chdir("/")  # resolved once: a later change of directory does not move the file
+    assert db.database == path.format(cwd=tmp_path)
+
+
+def test_a_sqlite_url_with_a_host_is_refused():
+    with pytest.raises(ValueError, match="names a host"):
+        connect_url("sqlite://var/herald.sqlite3")
