@@ -28,11 +28,16 @@ PASSWORD_FILE = Path("var/admin-password")
 
 
 def _admin_password(settings: Settings) -> str:
-    """The configured password, else one generated on the first run and kept in ``var/``."""
+    """The configured password, else one generated on the first run and kept in ``var/``.
+
+    Whichever it is, :func:`main` makes the bootstrap admin in the database match it, so the login
+    printed is the login that works (see ``scripts.migrate.ensure_admin``).
+    """
     if settings.bootstrap_admin_password:
         return settings.bootstrap_admin_password
-    if PASSWORD_FILE.exists():
-        return PASSWORD_FILE.read_text().strip()
+    kept = PASSWORD_FILE.read_text().strip() if PASSWORD_FILE.exists() else ""
+    if kept:
+        return kept
     password = secrets.token_urlsafe(12)
     PASSWORD_FILE.parent.mkdir(parents=True, exist_ok=True)
     PASSWORD_FILE.write_text(password + "\n")
@@ -137,7 +142,7 @@ def main() -> None:
     from scripts.migrate import run as migrate
 
     broker = build(settings, service="herald")
-    migrate(settings)
+    migrate(settings, match_admin_login=True)
     worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
     worker.start()
     print(banner(settings, password), flush=True)

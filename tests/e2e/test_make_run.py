@@ -1,18 +1,33 @@
-"""`make run` on a machine with nothing but Python: embedded stores, and a send answered end to end."""
+"""`make run` on a machine with nothing but Python: embedded stores, a send answered end to end, its
+data kept inside the checkout it runs from, and a printed admin login that always works."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
+import subprocess
+import sys
+import sysconfig
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
 import pytest
 
+from models.passwords import verify_password
+from tests.conftest import JWT_SECRET
 from tests.support.ports import free_port
-from tests.support.processes import herald_process, wait_for
+from tests.support.processes import BIN, ROOT, herald_process, process_env, stop, wait_for
+
+MAKE = shutil.which("make") or "make"
+LOGIN_LINE = re.compile(r"admin login: (\S+) / (\S+)")
 
 
 def call(url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
@@ -106,3 +121,144 @@ def _up(base: str) -> bool:
             return resp.status == 200
     except (OSError, ValueError):
         return False
+
+
+@dataclass(frozen=True)
+class Running:
+    base: str
+    email: str
+    password: str
+
+
+def checkout(dest: Path) -> Path:
+    """Another checkout of this working tree: its tracked and new files, without ``var/``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    provide_venv(dest)
+    return dest
+
+
+def provide_venv(directory: Path) -> None:
+    """The checkout's own ``.venv``, seeing the packages this test runs with and stamped as ``make
+    install`` stamps it, so ``make run`` starts without reinstalling (no network, seconds, and never
+    through another checkout's virtualenv)."""
+    venv = directory / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site_packages = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    shared = sysconfig.get_paths()["purelib"]
+    (site_packages / "herald-shared.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
+    stamp = hashlib.sha1((directory / "pyproject.toml").read_bytes()).hexdigest()[:12]  # as the Makefile's
+    (venv / f".installed-{stamp}").touch()
+
+
+@contextmanager
+def make_run(directory: Path, log: Path, **env: str) -> Iterator[Running]:
+    """``make run`` started in ``directory`` with nothing set but its ports (so several can run at
+    once) and ``env``; yields the gateway and the login it printed once it answers."""
+    ports = {"GATEWAY_PORT": free_port(), "USERS_PORT": free_port(), "TEMPLATES_PORT": free_port()}
+    full = {
+        **{k: str(v) for k, v in ports.items()},
+        "USER_SERVICE_URL": f"http://127.0.0.1:{ports['USERS_PORT']}",
+        "TEMPLATE_SERVICE_URL": f"http://127.0.0.1:{ports['TEMPLATES_PORT']}",
+        "HOST": "127.0.0.1",
+        **env,
+    }
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [MAKE, "run"],
+            cwd=directory,
+            env={**process_env(full), "PYTHONPATH": str(directory)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def printed_login() -> re.Match | None:
+            assert proc.poll() is None, f"make run exited {proc.returncode}:\n{log.read_text()[-3000:]}"
+            return LOGIN_LINE.search(log.read_text())
+
+        login = wait_for(printed_login, timeout=120, interval=0.2, what="make run's admin login")
+        base = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+        wait_for(lambda: _up(base), timeout=60, interval=0.2, what="make run's gateway")
+        yield Running(base, login.group(1), login.group(2))
+    finally:
+        stop(proc)
+
+
+def log_in(running: Running, password: str | None = None) -> int:
+    body = {"email": running.email, "password": running.password if password is None else password}
+    return call(running.base + "/api/v1/auth/login", body)[0]
+
+
+def register(running: Running, email: str) -> int:
+    body = {"name": "Ada", "email": email, "password": "correct-horse-1", "preferences": {"email": True}}
+    return call(running.base + "/api/v1/users/", body)[0]
+
+
+@pytest.mark.timeout(300)
+def test_two_checkouts_on_one_machine_share_no_data(tmp_path):
+    first, second = checkout(tmp_path / "first"), checkout(tmp_path / "second")
+    with make_run(first, tmp_path / "first.log") as one, make_run(second, tmp_path / "second.log") as two:
+        assert log_in(one) == 200, (tmp_path / "first.log").read_text()[-3000:]
+        assert log_in(two) == 200, (tmp_path / "second.log").read_text()[-3000:]
+        assert register(one, "ada@example.com") == 201
+        assert register(two, "ada@example.com") == 201  # not 409: the first checkout's user is not here
+    assert (first / "var" / "herald.sqlite3").is_file()
+    assert (second / "var" / "herald.sqlite3").is_file()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("store", ["embedded", "postgresql"])
+def test_after_make_clean_the_printed_login_works(tmp_path, database_url, store):
+    """``make clean`` removes ``var/`` (the kept password) but a PostgreSQL database outlives it, with
+    the admin and the password of the run before: the next run must still print a login that works."""
+    directory = checkout(tmp_path / "herald")
+    env = {"DATABASE_URL": database_url} if store == "postgresql" else {}
+    with make_run(directory, tmp_path / "run-1.log", **env) as before:
+        assert log_in(before) == 200
+    subprocess.run([MAKE, "clean"], cwd=directory, check=True, capture_output=True)
+    assert not (directory / "var").exists()
+    provide_venv(directory)  # what the next make run would reinstall
+    with make_run(directory, tmp_path / "run-2.log", **env) as after:
+        assert after.password != before.password
+        assert log_in(after) == 200, (tmp_path / "run-2.log").read_text()[-3000:]
+        assert log_in(after, before.password) == 401
+
+
+@pytest.mark.timeout(300)
+def test_migrate_keeps_an_admins_password_and_make_run_matches_the_one_it_prints(tmp_path, database_url):
+    """A release (``scripts.migrate``) never changes an existing admin, whatever the configured password;
+    ``make run`` makes the admin match the password it prints, here an explicitly configured one."""
+    env = {"DATABASE_URL": database_url, "JWT_SECRET": JWT_SECRET, "BOOTSTRAP_ADMIN_EMAIL": "root@example.com"}
+    for password in ("the-first-password", "a-second-password"):
+        subprocess.run(
+            [str(BIN / "python"), "-m", "scripts.migrate"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=120,
+            env=process_env({**env, "BOOTSTRAP_ADMIN_PASSWORD": password}),
+        )
+    assert admin_password_is(database_url, "root@example.com", "the-first-password")
+    directory = checkout(tmp_path / "herald")
+    with make_run(directory, tmp_path / "run.log", **{**env, "BOOTSTRAP_ADMIN_PASSWORD": "a-second-password"}) as run:
+        assert (run.email, run.password) == ("root@example.com", "a-second-password")
+        assert log_in(run) == 200
+        assert log_in(run, "the-first-password") == 401
+
+
+def admin_password_is(url: str, email: str, password: str) -> bool:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT role, password_hash FROM users WHERE email = %s", (email,))
+        role, stored = cur.fetchone()
+    conn.close()
+    return role == "admin" and verify_password(password, stored)
