@@ -20,11 +20,13 @@ $(STAMP): pyproject.toml
 run: install  ## the whole system in one process on 8000-8002 (embedded stores unless their URLs are set)
 	HERALD_EMBEDDED=1 $(BIN)/python -m scripts.run_local
 
-test: install lint  ## lint, then the full test suite against the real PostgreSQL, Redis and RabbitMQ
-	$(BIN)/pytest
+test: install lint  ## lint, the quick tier (no services), then the tests on the real PostgreSQL, Redis and RabbitMQ
+	$(BIN)/pytest -m quick -q
+	$(BIN)/pytest -m services
 
-lint: install  ## ruff
+lint: install  ## ruff check and ruff format --check
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 migrate: install  ## apply database migrations and create the bootstrap admin
 	$(BIN)/python -m scripts.migrate

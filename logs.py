@@ -17,9 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
-notification_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "notification_id", default=None
-)
+notification_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("notification_id", default=None)
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 

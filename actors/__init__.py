@@ -1,7 +1,7 @@
 """What ``dramatiq actors`` and ``periodiq actors`` load: the broker, with every actor declared.
 
 Importing this package reads the environment and builds the broker; web processes never import
-it (they publish through their own :class:`middleware.rabbitmq.HeraldBroker`).
+it (they publish through their own :class:`messaging.rabbitmq.HeraldBroker`).
 """
 
 from actors.setup import build

@@ -22,21 +22,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dramatiq
-import pika
-import pika.exceptions
 from dramatiq.middleware import CurrentMessage
 from periodiq import PeriodiqMiddleware, cron
 
-from middleware.topology import EMAIL_QUEUE, FAILED_QUEUE, MAINTENANCE_QUEUE, PUSH_QUEUE
+from messaging.messages import SCHEDULED_AT
+from messaging.rabbitmq import queue_depths
+from messaging.topology import EMAIL_QUEUE, FAILED_QUEUE, MAINTENANCE_QUEUE, PUSH_QUEUE, WATCHED_QUEUES
+from middleware.backoff import schedule_ms
+from middleware.circuit_breaker import BREAKERS, CLOSED, OPEN, queue_state_reads, read_states
 from models.base import iso, utcnow
-from models.notification import PENDING, Notification
+from models.dao import notifications as dao
+from models.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
 
 #: A delivery queue with more messages waiting than this raises an alert.
 BACKLOG_LIMIT = 1000
-#: The breakers the monitor watches (``circuit:<name>`` hashes).
-BREAKERS = ("smtp", "fcm")
 #: An alert still firing is repeated after this long.
 REALERT_S = 30 * 60
 #: Added to the whole retry schedule before a ``pending`` notification counts as stuck.
@@ -68,12 +69,20 @@ class Counters:
 
 
 class Maintenance:
-    """The jobs' logic, bound to a worker's runtime (settings, Redis, Redis key prefix)."""
+    """The jobs' logic, bound to a worker's runtime.
 
-    def __init__(self, *, settings, redis, prefix: str = "", counters: Counters | None = None) -> None:
+    Parameters:
+        settings: thresholds, the retry schedule and ``ALERT_WEBHOOK_URL``.
+        redis: a blocking client (``decode_responses=True``).
+        keys: the key names behind ``REDIS_KEY_PREFIX``.
+        broker: the worker's broker, whose channel reads the queue depths (``None``: not read).
+    """
+
+    def __init__(self, *, settings, redis, keys: RedisKeys, broker=None, counters: Counters | None = None) -> None:
         self.settings = settings
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys
+        self.broker = broker
         self.counters = counters or Counters()
 
     # -- ticks ---------------------------------------------------------------------------------
@@ -81,8 +90,9 @@ class Maintenance:
     def run(self, job: str, fn: Callable[[], None], tick: str | None) -> bool:
         """Run ``fn`` once per tick; ``tick`` ``None`` (a manual run) always runs. Never raises."""
         try:
-            if tick is not None and not self.redis.set(f"{self.prefix}maintenance:{job}:{tick}", "1",
-                                                       nx=True, ex=TICK_TTL_S):
+            if tick is not None and not self.redis.set(
+                self.keys.maintenance_tick(job, tick), "1", nx=True, ex=TICK_TTL_S
+            ):
                 self.counters.ticks_duplicate += 1
                 log.info("maintenance tick already run elsewhere", extra={"job": job, "tick": tick})
                 return False
@@ -104,78 +114,68 @@ class Maintenance:
         self.counters.depths, self.counters.breakers = depths, breakers
         threshold = self.settings.dlq_alert_threshold
         failed = depths.get(FAILED_QUEUE)
-        self.condition("dlq_depth", failed is not None and failed > threshold,
-                       f"{failed} message(s) in {FAILED_QUEUE} (threshold {threshold})",
-                       {"queue": FAILED_QUEUE, "depth": failed, "threshold": threshold})
+        self.condition(
+            "dlq_depth",
+            failed is not None and failed > threshold,
+            f"{failed} message(s) in {FAILED_QUEUE} (threshold {threshold})",
+            {"queue": FAILED_QUEUE, "depth": failed, "threshold": threshold},
+        )
         for queue in (EMAIL_QUEUE, PUSH_QUEUE):
             depth = depths.get(queue)
-            self.condition(f"backlog:{queue}", depth is not None and depth > BACKLOG_LIMIT,
-                           f"{depth} message(s) waiting in {queue} (limit {BACKLOG_LIMIT})",
-                           {"queue": queue, "depth": depth, "threshold": BACKLOG_LIMIT})
+            self.condition(
+                f"backlog:{queue}",
+                depth is not None and depth > BACKLOG_LIMIT,
+                f"{depth} message(s) waiting in {queue} (limit {BACKLOG_LIMIT})",
+                {"queue": queue, "depth": depth, "threshold": BACKLOG_LIMIT},
+            )
         for name in BREAKERS:
-            state = breakers.get(name, "CLOSED")
-            self.condition(f"circuit:{name}", state == "OPEN", f"circuit breaker {name} is OPEN",
-                           {"breaker": name, "state": state})
+            state = breakers.get(name, CLOSED)
+            self.condition(
+                f"circuit:{name}", state == OPEN, f"circuit breaker {name} is OPEN", {"breaker": name, "state": state}
+            )
 
     def queue_depths(self) -> dict[str, int | None]:
         """Messages ready in each watched queue (``None``: could not be read)."""
-        out: dict[str, int | None] = dict.fromkeys((FAILED_QUEUE, EMAIL_QUEUE, PUSH_QUEUE))
-        url = self.settings.rabbitmq_url
-        if url is None:
-            return out
-        from middleware.rabbitmq import with_defaults
-
+        if self.broker is None:
+            return dict.fromkeys(WATCHED_QUEUES)
         try:
-            connection = pika.BlockingConnection(pika.URLParameters(with_defaults(url)))
-        except pika.exceptions.AMQPError as exc:
+            return dict(queue_depths(self.broker, WATCHED_QUEUES))
+        except Exception as exc:
             log.error("RabbitMQ unreachable; queue depths unknown (%s)", type(exc).__name__)
-            return out
-        try:
-            for queue in out:
-                try:
-                    out[queue] = connection.channel().queue_declare(queue=queue, passive=True).method.message_count
-                except pika.exceptions.ChannelClosedByBroker:  # not declared yet: nothing waits in it
-                    out[queue] = 0
-        except pika.exceptions.AMQPError as exc:
-            log.error("queue depths not read (%s)", type(exc).__name__)
-        finally:
-            if connection.is_open:
-                connection.close()
-        return out
+            return dict.fromkeys(WATCHED_QUEUES)
 
     def breaker_states(self) -> dict[str, str]:
-        out = {}
-        for name in BREAKERS:
-            try:
-                out[name] = self.redis.hget(f"{self.prefix}circuit:{name}", "state") or "CLOSED"
-            except Exception as exc:
-                log.error("breaker %s state unknown (%s)", name, type(exc).__name__)
-        return out
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            queue_state_reads(pipe, self.keys)
+            return read_states(pipe.execute())
+        except Exception as exc:
+            log.error("breaker states unknown (%s)", type(exc).__name__)
+            return {}
 
     # -- stuck notifications -------------------------------------------------------------------
 
     def stuck_after(self) -> dt.timedelta:
         """The longest a notification can honestly stay ``pending``: every backoff, plus a margin."""
-        unit, retries = self.settings.retry_backoff_unit_ms, self.settings.retry_max
-        schedule_ms = sum(unit * 2**n for n in range(1, retries + 1))
-        return dt.timedelta(milliseconds=schedule_ms, seconds=STUCK_MARGIN_S)
+        schedule = schedule_ms(self.settings.retry_max, self.settings.retry_backoff_unit_ms)
+        return dt.timedelta(milliseconds=schedule, seconds=STUCK_MARGIN_S)
 
     def stuck(self) -> None:
         cutoff = utcnow() - self.stuck_after()
-        query = Notification.select(Notification.notification_id).where(
-            (Notification.status == PENDING) & (Notification.updated_at < cutoff))
-        count = query.count()
-        sample = [row.notification_id for row in query.order_by(Notification.updated_at).limit(STUCK_SAMPLE)]
+        count, sample = dao.pending_since(cutoff, sample=STUCK_SAMPLE)
         self.counters.stuck_pending = count
-        self.condition("stuck_pending", count > 0,
-                       f"{count} notification(s) pending since before {iso(cutoff)}",
-                       {"count": count, "sample": sample, "cutoff": iso(cutoff)})
+        self.condition(
+            "stuck_pending",
+            count > 0,
+            f"{count} notification(s) pending since before {iso(cutoff)}",
+            {"count": count, "sample": sample, "cutoff": iso(cutoff)},
+        )
 
     # -- alerts --------------------------------------------------------------------------------
 
     def condition(self, name: str, firing: bool, summary: str, details: dict) -> None:
         """Alert on a change of ``name``'s state, or when it has fired for :data:`REALERT_S`."""
-        key = f"{self.prefix}maintenance:alert:{name}"
+        key = self.keys.maintenance_alert(name)
         try:
             said = self.redis.get(key)
             if firing and said is None:
@@ -191,8 +191,15 @@ class Maintenance:
             self.alert(name, "resolved", summary, details)
 
     def alert(self, name: str, status: str, summary: str, details: dict) -> None:
-        body = {"source": "herald", "alert": name, "status": status, "severity": "error",
-                "summary": summary, "details": details, "at": iso(utcnow())}
+        body = {
+            "source": "herald",
+            "alert": name,
+            "status": status,
+            "severity": "error",
+            "summary": summary,
+            "details": details,
+            "at": iso(utcnow()),
+        }
         if status == "firing":
             self.counters.alerts += 1
             log.error("ALERT %s: %s", name, summary, extra={"alert": name, "details": details})
@@ -210,8 +217,9 @@ class Maintenance:
         url = self.settings.alert_webhook_url
         if not url:
             return False
-        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",  # noqa: S310
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(  # noqa: S310 - ALERT_WEBHOOK_URL is checked to be http(s)
+            url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:  # noqa: S310
                 response.read(1024)
@@ -225,7 +233,7 @@ class Maintenance:
 def _tick() -> str | None:
     """The scheduler's ``scheduled_at`` of the message being processed (``None`` when called directly)."""
     message = CurrentMessage.get_current_message()
-    return message.options.get("scheduled_at") if message is not None else None
+    return message.options.get(SCHEDULED_AT) if message is not None else None
 
 
 def ensure_middleware(broker: dramatiq.Broker) -> None:
@@ -243,16 +251,18 @@ def register(broker: dramatiq.Broker, runtime) -> Maintenance:
     if existing is not None:
         return existing
     ensure_middleware(broker)
-    jobs = Maintenance(settings=runtime.settings, redis=runtime.status.redis, prefix=runtime.status.keys.prefix)
+    jobs = Maintenance(settings=runtime.settings, redis=runtime.status.redis, keys=runtime.status.keys, broker=broker)
     broker.maintenance = jobs
 
-    @dramatiq.actor(broker=broker, actor_name="monitor_queues", queue_name=MAINTENANCE_QUEUE,
-                    periodic=cron("* * * * *"))
+    @dramatiq.actor(
+        broker=broker, actor_name="monitor_queues", queue_name=MAINTENANCE_QUEUE, periodic=cron("* * * * *")
+    )
     def monitor_queues() -> None:
         jobs.run("monitor_queues", jobs.monitor, _tick())
 
-    @dramatiq.actor(broker=broker, actor_name="report_stuck_notifications", queue_name=MAINTENANCE_QUEUE,
-                    periodic=cron("* * * * *"))
+    @dramatiq.actor(
+        broker=broker, actor_name="report_stuck_notifications", queue_name=MAINTENANCE_QUEUE, periodic=cron("* * * * *")
+    )
     def report_stuck_notifications() -> None:
         jobs.run("report_stuck_notifications", jobs.stuck, _tick())
 

@@ -8,8 +8,8 @@ from dramatiq.brokers.stub import StubBroker
 from actors import delivery, maintenance
 from actors.runtime import Runtime
 from logs import setup_logging
-from middleware import build_stack
-from middleware.rabbitmq import HeraldBroker
+from messaging.rabbitmq import HeraldBroker
+from middleware.stack import build_stack
 from settings import Settings
 
 

@@ -1,7 +1,7 @@
 """Backoff: a retryable provider failure is tried again after ``RETRY_BACKOFF_UNIT_MS * 2**n``.
 
 dramatiq's ``Retries`` adds jitter that cannot be switched off and keeps its own count, so it is
-replaced rather than configured (stack notes 2.2). A retry is a delayed re-publish of a copy that
+replaced rather than configured. A retry is a delayed re-publish of a copy that
 carries the count in its options (``retries``) and in the body's ``retry_count``: the count travels
 with the message, so a worker restart or another worker process continues it instead of starting
 over. Only :class:`~providers.errors.RetryableProviderError` is retried; everything else, and a
@@ -17,18 +17,11 @@ import math
 
 from dramatiq import Middleware
 
-from middleware import metrics
-from middleware.log_context import notification_of
+from messaging.messages import BACKOFF, FAILURE_REASON, RETRIES, RETRY_SCHEDULED, notification_of
 from providers.errors import RetryableProviderError
 
 log = logging.getLogger(__name__)
 
-#: Message option: retries made so far. Replaying from the dead-letter queue resets it to 0.
-RETRIES = "retries"
-#: Message option set on the *consumed* message once its retry is published: DeadLetter skips it.
-RETRY_SCHEDULED = "retry_scheduled"
-#: Message option naming why a message is dead-lettered, for DeadLetter's alert.
-FAILURE_REASON = "failure_reason"
 RETRIES_EXHAUSTED = "retries_exhausted"
 RETRY_NOT_PUBLISHED = "retry_not_published"
 #: Attempt outcome recorded for a failure that will be retried (the status stays ``pending``).
@@ -39,7 +32,7 @@ MAX_DELAY_MS = 15 * 60 * 1000
 
 
 def compute_delay(n: int, unit_ms: int) -> int:
-    """Milliseconds before retry ``n`` (1-based): ``unit_ms * 2**n``, no jitter, so the contract's
+    """Milliseconds before retry ``n`` (1-based): ``unit_ms * 2**n``, no jitter, so the documented
     2, 4, 8, 16, 32 s schedule is exact and testable.
 
     Raises:
@@ -48,6 +41,15 @@ def compute_delay(n: int, unit_ms: int) -> int:
     if n < 1:
         raise ValueError(f"retry numbers start at 1, got {n}")
     return unit_ms * 2**n
+
+
+def schedule_ms(max_retries: int, unit_ms: int) -> int:
+    """The whole retry schedule: the sum of every wait before the last retry (62 s by default).
+
+    The maintenance job's "pending too long" report waits at least this long before it calls a
+    notification stuck.
+    """
+    return sum(compute_delay(n, unit_ms) for n in range(1, max_retries + 1))
 
 
 def retry_delay(n: int, unit_ms: int, retry_after_s: float | None = None) -> int:
@@ -63,7 +65,7 @@ class Backoff(Middleware):
     """Re-publishes a retryable failure with its 2^n delay, at most ``max_retries`` times.
 
     Parameters:
-        status: the :class:`~models.dao.notifications.StatusWriter` recording each attempt.
+        status: the :class:`~models.status_writer.StatusWriter` recording each attempt.
         max_retries: ``RETRY_MAX``; 0 means a retryable failure is final.
         unit_ms: ``RETRY_BACKOFF_UNIT_MS``.
     """
@@ -91,10 +93,15 @@ class Backoff(Middleware):
             log.exception("retry %d could not be published; the message is dead-lettered instead", n)
             message.options[FAILURE_REASON] = RETRY_NOT_PUBLISHED
             return
-        message.options[RETRY_SCHEDULED] = True
-        metrics.record_retry(message)
-        log.warning("retry %d of %d in %d ms: %s", n, self.max_retries, delay, error,
-                    extra={"error": error, "retry": n, "delay_ms": delay})
+        message.options[RETRY_SCHEDULED] = BACKOFF
+        log.warning(
+            "retry %d of %d in %d ms: %s",
+            n,
+            self.max_retries,
+            delay,
+            error,
+            extra={"error": error, "retry": n, "delay_ms": delay},
+        )
 
     def _record(self, message, error: str) -> None:
         nid = notification_of(message).get("notification_id")

@@ -5,7 +5,7 @@ The state machine is :class:`BreakerState`, pure and unit-tested; :class:`Shared
 it in and out of Redis, with WATCH/MULTI so two processes cannot both act on a stale read, and
 Redis's own clock so worker hosts need not agree on the time. While a circuit is open a message
 does not reach the provider and does not spend a retry: it is re-published with a delay until the
-recovery time and skipped (``SkipMessage`` acks the original; stack notes 2.1). Half-open lets one
+recovery time and skipped (``SkipMessage`` acks the original). Half-open lets one
 probe through at a time, chosen by a lease key (``SET NX PX``) so a crashed probe frees it.
 
 Only retryable provider errors count as failures: a permanent error (a bounce, a bad token) is the
@@ -25,6 +25,7 @@ import redis.exceptions
 from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
+from messaging.messages import CIRCUIT_DEFERRALS
 from providers.errors import RetryableProviderError
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,9 @@ log = logging.getLogger(__name__)
 CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
 ALLOW, PROBE, WAIT = "allow", "probe", "wait"
 
-#: Message option counting how often a message waited for an open circuit (not a retry).
-DEFERRALS = "circuit_deferrals"
+#: The providers' breakers, named by the delivery actors' ``circuit`` option.
+SMTP, FCM = "smtp", "fcm"
+BREAKERS = (SMTP, FCM)
 #: How long a probe may hold the half-open lease; longer than any bounded send.
 PROBE_LEASE_MS = 60_000
 #: How long a message waits while another worker's probe is out.
@@ -62,9 +64,11 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings) -> Policy:
-        return cls(failure_threshold=settings.circuit_failure_threshold,
-                   recovery_timeout_s=settings.circuit_recovery_timeout_s,
-                   success_threshold=settings.circuit_success_threshold)
+        return cls(
+            failure_threshold=settings.circuit_failure_threshold,
+            recovery_timeout_s=settings.circuit_recovery_timeout_s,
+            success_threshold=settings.circuit_success_threshold,
+        )
 
 
 @dataclass(frozen=True)
@@ -119,13 +123,18 @@ class BreakerState:
             state = OPEN if count >= policy.failure_threshold else CLOSED
             return BreakerState(state=state, failure_count=count, success_count=0, last_failure_time=now)
         if self.state == HALF_OPEN:
-            return BreakerState(state=OPEN, failure_count=self.failure_count + 1, success_count=0,
-                                last_failure_time=now)
+            return BreakerState(
+                state=OPEN, failure_count=self.failure_count + 1, success_count=0, last_failure_time=now
+            )
         return self
 
     def to_hash(self) -> dict[str, str]:
-        return {"state": self.state, "failure_count": str(self.failure_count),
-                "success_count": str(self.success_count), "last_failure_time": repr(self.last_failure_time)}
+        return {
+            "state": self.state,
+            "failure_count": str(self.failure_count),
+            "success_count": str(self.success_count),
+            "last_failure_time": repr(self.last_failure_time),
+        }
 
     @classmethod
     def from_hash(cls, fields: dict) -> BreakerState:
@@ -138,21 +147,34 @@ class BreakerState:
 
         state = text("state")
         try:
-            return cls(state=state if state in (CLOSED, OPEN, HALF_OPEN) else CLOSED,
-                       failure_count=int(text("failure_count") or 0),
-                       success_count=int(text("success_count") or 0),
-                       last_failure_time=float(text("last_failure_time") or 0.0))
+            return cls(
+                state=state if state in (CLOSED, OPEN, HALF_OPEN) else CLOSED,
+                failure_count=int(text("failure_count") or 0),
+                success_count=int(text("success_count") or 0),
+                last_failure_time=float(text("last_failure_time") or 0.0),
+            )
         except ValueError:
             return cls()
+
+
+def queue_state_reads(pipe, keys) -> None:
+    """Add a read of every breaker's hash to ``pipe`` (blocking or asyncio), for :func:`read_states`."""
+    for name in BREAKERS:
+        pipe.hgetall(keys.circuit(name))
+
+
+def read_states(results) -> dict[str, str]:
+    """Each breaker's state from the results of :func:`queue_state_reads`; a missing hash is CLOSED."""
+    return {name: BreakerState.from_hash(fields or {}).state for name, fields in zip(BREAKERS, results, strict=True)}
 
 
 class SharedBreaker:
     """One circuit in Redis. Two instances on the same key behave as one breaker."""
 
-    def __init__(self, *, redis, key: str, policy: Policy) -> None:
+    def __init__(self, *, redis, key: str, probe_key: str, policy: Policy) -> None:
         self.redis = redis
         self.key = key
-        self.probe_key = f"{key}:probe"
+        self.probe_key = probe_key
         self.policy = policy
         self._release = redis.register_script(_RELEASE)
 
@@ -165,8 +187,10 @@ class SharedBreaker:
         admission = state.admission(now, self.policy)
         if admission.kind != PROBE:
             return admission
-        if self.redis.set(self.probe_key, holder, nx=True, px=PROBE_LEASE_MS) or \
-                self.redis.get(self.probe_key) == holder:
+        if (
+            self.redis.set(self.probe_key, holder, nx=True, px=PROBE_LEASE_MS)
+            or self.redis.get(self.probe_key) == holder
+        ):
             return Admission(ALLOW, probe=True)
         return Admission(WAIT, min(PROBE_WAIT_MS / 1000, self.policy.recovery_timeout_s))
 
@@ -209,8 +233,13 @@ class SharedBreaker:
                     pipe.hset(self.key, mapping=new.to_hash())
                     pipe.execute()
                     if new.state != current.state:
-                        log.warning("circuit %s: %s -> %s", self.key, current.state, new.state,
-                                    extra={"circuit": self.key, "state": new.state})
+                        log.warning(
+                            "circuit %s: %s -> %s",
+                            self.key,
+                            current.state,
+                            new.state,
+                            extra={"circuit": self.key, "state": new.state},
+                        )
                     return new, now
                 except redis.exceptions.WatchError:
                     time.sleep(random.uniform(0, CAS_PAUSE_S))
@@ -222,7 +251,7 @@ class CircuitBreaker(Middleware):
 
     Parameters:
         redis: a synchronous client (``decode_responses=True``).
-        keys: :class:`models.keys.Keys`, for ``circuit:<name>`` behind the prefix.
+        keys: :class:`models.redis_keys.RedisKeys`, for ``circuit:<name>`` behind the prefix.
         policy: the thresholds.
     """
 
@@ -240,7 +269,12 @@ class CircuitBreaker(Middleware):
 
     def breaker(self, name: str) -> SharedBreaker:
         if name not in self._breakers:
-            self._breakers[name] = SharedBreaker(redis=self.redis, key=self.keys.circuit(name), policy=self.policy)
+            self._breakers[name] = SharedBreaker(
+                redis=self.redis,
+                key=self.keys.circuit(name),
+                probe_key=self.keys.circuit_probe(name),
+                policy=self.policy,
+            )
         return self._breakers[name]
 
     def _of(self, broker, message) -> SharedBreaker | None:
@@ -261,14 +295,18 @@ class CircuitBreaker(Middleware):
         if admission.kind != WAIT:
             return
         delay = max(MIN_WAIT_MS, int(admission.wait_s * 1000))
-        deferrals = int(message.options.get(DEFERRALS) or 0) + 1
+        deferrals = int(message.options.get(CIRCUIT_DEFERRALS) or 0) + 1
         try:
-            broker.enqueue(message.copy(options={DEFERRALS: deferrals}), delay=delay)
+            broker.enqueue(message.copy(options={CIRCUIT_DEFERRALS: deferrals}), delay=delay)
         except Exception:
             log.exception("could not defer the message; it goes through despite the open circuit")
             return
-        log.info("circuit %s not admitting (open, or a probe is out): message deferred %d ms (deferral %d)",
-                 breaker.key, delay, deferrals)
+        log.info(
+            "circuit %s not admitting (open, or a probe is out): message deferred %d ms (deferral %d)",
+            breaker.key,
+            delay,
+            deferrals,
+        )
         raise SkipMessage(f"circuit {breaker.key} open")
 
     def after_process_message(self, broker, message, *, result=None, exception=None):

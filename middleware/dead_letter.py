@@ -3,22 +3,19 @@
 
 A failed message is nacked without requeue, and RabbitMQ dead-letters it through the queue's
 ``x-dead-letter-*`` arguments to ``failed.queue``, where it keeps its body for an operator's replay.
-The status is written first so the API never says ``pending`` for a parked message. A message a
-retry middleware has already re-enqueued (``options["retry_scheduled"]``) is left alone; one whose
-retries are used up arrives here with ``options["failure_reason"]`` set by
-:class:`middleware.backoff.Backoff`. Every dead-lettering is an alert: an ERROR line with its reason.
+The status is written first so the API never says ``pending`` for a parked message. A message whose
+later attempt is already published (a backoff retry, an outage wait) is left alone; one whose
+retries are used up arrives here with its ``failure_reason`` set by :class:`middleware.backoff.Backoff`.
+Every dead-lettering is an alert: an ERROR line with its reason.
 """
 
 from __future__ import annotations
 
 import logging
 
-import peewee
-import redis.exceptions
 from dramatiq import Middleware
-from playhouse.pool import MaxConnectionsExceeded
 
-from middleware.log_context import notification_of
+from messaging.messages import FAILURE_REASON, RETRIES, RETRY_SCHEDULED, notification_of
 from models.notification import FAILED
 from providers.errors import PermanentProviderError, ProviderError
 
@@ -35,7 +32,7 @@ def describe(exception: BaseException) -> str:
 
 def failure_reason(message, exception: BaseException) -> str:
     """Why a message is dead-lettered: what the retry middleware said, else the error's class."""
-    reason = message.options.get("failure_reason")
+    reason = message.options.get(FAILURE_REASON)
     if reason:
         return str(reason)
     if isinstance(exception, PermanentProviderError):
@@ -45,34 +42,22 @@ def failure_reason(message, exception: BaseException) -> str:
     return "internal_error"
 
 
-class Deferred(Exception):
-    """Raised by an actor for a message that must wait and come back (another worker is sending
-    the same notification right now), without failing and without using a retry."""
-
-
-#: A data store the worker needs is away, or the message must wait: it comes back, it does not fail.
-UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, peewee.OperationalError,
-               peewee.InterfaceError, MaxConnectionsExceeded, Deferred)
-#: How long such a message waits before it is tried again.
-OUTAGE_DELAY_MS = 5_000
-
-
 class DeadLetter(Middleware):
-    """Provider errors and bugs end the message in ``failed.queue``; an outage of PostgreSQL or
-    Redis only delays it (re-published after :data:`OUTAGE_DELAY_MS`, attempts not counted).
+    """Provider errors and bugs end the message in ``failed.queue``.
 
-    Whatever happens while recording, the message is either re-published or failed (nacked into
-    the dead-letter queue), never acked and dropped: dramatiq swallows errors in ``after_*`` hooks,
-    so the fail comes in a ``finally``.
+    Whatever happens while recording, the message is failed (nacked into the dead-letter queue),
+    never acked and dropped: dramatiq swallows errors in ``after_*`` hooks, so the fail comes in a
+    ``finally``.
+
+    Parameters:
+        status: the :class:`~models.status_writer.StatusWriter` recording the failure.
     """
 
     def __init__(self, *, status) -> None:
         self.status = status
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        if exception is None or message.options.get("retry_scheduled"):
-            return
-        if isinstance(exception, UNAVAILABLE) and self._wait_out(broker, message, exception):
+        if exception is None or message.options.get(RETRY_SCHEDULED):
             return
         nid = notification_of(message).get("notification_id")
         error = describe(exception)
@@ -84,17 +69,15 @@ class DeadLetter(Middleware):
         finally:
             message.fail()
         reason = failure_reason(message, exception)
-        log.error("notification failed and was moved to the dead-letter queue (%s): %s", reason, error,
-                  extra={"error": error, "actor": message.actor_name, "reason": reason, "alert": True,
-                         "retries": int(message.options.get("retries") or 0)})
-
-    def _wait_out(self, broker, message, exception) -> bool:
-        try:
-            broker.enqueue(message.copy(), delay=OUTAGE_DELAY_MS)
-        except Exception:
-            log.exception("could not re-publish during an outage; dead-lettering instead")
-            return False
-        message.options["retry_scheduled"] = True
-        log.warning("a data store is unavailable (%s); the message waits %d ms", type(exception).__name__,
-                    OUTAGE_DELAY_MS)
-        return True
+        log.error(
+            "notification failed and was moved to the dead-letter queue (%s): %s",
+            reason,
+            error,
+            extra={
+                "error": error,
+                "actor": message.actor_name,
+                "reason": reason,
+                "alert": True,
+                "retries": int(message.options.get(RETRIES) or 0),
+            },
+        )

@@ -9,17 +9,12 @@ from __future__ import annotations
 from dramatiq import Middleware
 
 from logs import correlation_id_var, notification_id_var
-
-
-def notification_of(message) -> dict:
-    """The notification body of a delivery message (its single argument), or an empty dict."""
-    args = message.args
-    return args[0] if args and isinstance(args[0], dict) else {}
+from messaging.messages import CORRELATION_ID, notification_of
 
 
 class LogContext(Middleware):
     def before_process_message(self, broker, message):
-        correlation_id_var.set(message.options.get("correlation_id"))
+        correlation_id_var.set(message.options.get(CORRELATION_ID))
         notification_id_var.set(notification_of(message).get("notification_id"))
 
     def after_process_message(self, broker, message, *, result=None, exception=None):

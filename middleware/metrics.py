@@ -17,16 +17,21 @@ from datetime import datetime
 
 from dramatiq import Middleware
 
-from middleware.log_context import notification_of
+from messaging.messages import BACKOFF, RECORDED_DELIVERED, RETRY_SCHEDULED, notification_of
+from messaging.topology import CHANNEL_OF_ACTOR
 
-#: End-to-end latency (accepted → delivered) buckets, seconds: the design's KPI is p95 under 5 s,
+#: End-to-end latency (accepted → delivered) buckets, seconds: the target is p95 under 5 s,
 #: while retries and breaker waits stretch the tail into minutes.
 E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
-_CHANNEL_OF_ACTOR = {"send_email": "email", "send_push": "push"}
 
 #: Every metric this module exports, for docs and the dashboard test (counters with ``_total``).
-NAMES = ("herald_notifications_delivered_total", "herald_notifications_failed_total",
-         "herald_delivery_latency_seconds", "herald_notification_retries_total", "herald_worker_threads")
+NAMES = (
+    "herald_notifications_delivered_total",
+    "herald_notifications_failed_total",
+    "herald_delivery_latency_seconds",
+    "herald_notification_retries_total",
+    "herald_worker_threads",
+)
 
 
 class _Instruments:
@@ -36,43 +41,39 @@ class _Instruments:
         # A private registry: in multiprocess mode the values live in files whatever the registry,
         # and the default registry must stay empty in processes that also serve HTTP (``make run``).
         self.registry = registry = registry if registry is not None else prom.CollectorRegistry()
-        self.delivered = prom.Counter(NAMES[0], "Notifications delivered to the provider, by channel.",
-                                      ["channel"], registry=registry)
-        self.failed = prom.Counter(NAMES[1], "Notifications that failed for good (dead-lettered), by channel.",
-                                   ["channel"], registry=registry)
-        self.latency = prom.Histogram(NAMES[2], "Seconds from the gateway's acceptance (created_at) to delivery.",
-                                      ["channel"], buckets=E2E_BUCKETS, registry=registry)
-        self.retries = prom.Counter(NAMES[3], "Delivery retries scheduled by the backoff middleware, by channel.",
-                                    ["channel"], registry=registry)
-        self.threads = prom.Gauge(NAMES[4], "Worker threads of live worker processes (utilisation denominator).",
-                                  registry=registry, multiprocess_mode="livesum")
-
-
-_lock = threading.Lock()
-_instruments: _Instruments | None = None
-
-
-def instruments() -> _Instruments:
-    """The process's instruments, built on first use (after process boot; see the module doc)."""
-    global _instruments
-    if _instruments is None:
-        with _lock:
-            if _instruments is None:
-                _instruments = _Instruments()
-    return _instruments
+        self.delivered = prom.Counter(
+            NAMES[0], "Notifications delivered to the provider, by channel.", ["channel"], registry=registry
+        )
+        self.failed = prom.Counter(
+            NAMES[1], "Notifications that failed for good (dead-lettered), by channel.", ["channel"], registry=registry
+        )
+        self.latency = prom.Histogram(
+            NAMES[2],
+            "Seconds from the gateway's acceptance (created_at) to delivery.",
+            ["channel"],
+            buckets=E2E_BUCKETS,
+            registry=registry,
+        )
+        self.retries = prom.Counter(
+            NAMES[3],
+            "Delivery retries scheduled by the backoff middleware, by channel.",
+            ["channel"],
+            registry=registry,
+        )
+        self.threads = prom.Gauge(
+            NAMES[4],
+            "Worker threads of live worker processes (utilisation denominator).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
 
 
 def channel_of(message) -> str:
     """``email`` or ``push``; a bounded label whatever the message carries."""
     channel = notification_of(message).get("notification_type")
-    if channel in ("email", "push"):
+    if channel in CHANNEL_OF_ACTOR.values():
         return channel
-    return _CHANNEL_OF_ACTOR.get(message.actor_name, "other")
-
-
-def record_retry(message) -> None:
-    """The hook for the backoff middleware: call once per retry it schedules for ``message``."""
-    instruments().retries.labels(channel_of(message)).inc()
+    return CHANNEL_OF_ACTOR.get(message.actor_name, "other")
 
 
 def latency_since(created_at: str | None, now: float | None = None) -> float | None:
@@ -91,27 +92,52 @@ def latency_since(created_at: str | None, now: float | None = None) -> float | N
 class WorkerMetrics(Middleware):
     """Counts outcomes once the rest of the stack has decided them.
 
-    It must sit above ``DeadLetter`` and the retry middleware in ``build_stack``: ``after_*`` hooks
-    run bottom-up, so by the time this one runs, a message that will be tried again carries
-    ``retry_scheduled`` and is neither delivered nor failed yet. A redelivery of an already
-    delivered notification (rare: after a crash or broker restart) is counted as delivered again.
+    It must sit above every middleware that decides an outcome in ``build_stack``: ``after_*``
+    hooks run bottom-up, so by the time this one runs a message that will be tried again is marked
+    (``retry_scheduled``: a backoff retry is counted as one, an outage wait not at all), a delivery
+    is counted once, when it was recorded (by this attempt, or by a record-only copy), and a
+    message dead-lettered is a failure.
+
+    The instruments are built on first use, after process boot (see the module doc), and belong to
+    this middleware: one per worker process.
     """
 
+    def __init__(self) -> None:
+        self._instruments: _Instruments | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def instruments(self) -> _Instruments:
+        if self._instruments is None:
+            with self._lock:
+                if self._instruments is None:
+                    self._instruments = _Instruments()
+        return self._instruments
+
     def after_worker_boot(self, broker, worker):
-        instruments().threads.inc(worker.worker_threads)
+        self.instruments.threads.inc(worker.worker_threads)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        if message.actor_name not in _CHANNEL_OF_ACTOR:
+        if message.actor_name not in CHANNEL_OF_ACTOR:
             return  # maintenance jobs are not notifications
         channel = channel_of(message)
-        if exception is None:
-            metrics = instruments()
-            metrics.delivered.labels(channel).inc()
-            seconds = latency_since(notification_of(message).get("created_at"))
-            if seconds is not None:
-                metrics.latency.labels(channel).observe(seconds)
-        elif not message.options.get("retry_scheduled"):
-            instruments().failed.labels(channel).inc()
+        scheduled = message.options.get(RETRY_SCHEDULED)
+        if message.options.get(RECORDED_DELIVERED):
+            self._delivered(message, channel)
+        elif scheduled == BACKOFF:
+            self.instruments.retries.labels(channel).inc()
+        elif exception is not None and not scheduled:
+            self.instruments.failed.labels(channel).inc()
+
+    def after_skip_message(self, broker, message):
+        if message.actor_name in CHANNEL_OF_ACTOR and message.options.get(RECORDED_DELIVERED):
+            self._delivered(message, channel_of(message))
+
+    def _delivered(self, message, channel: str) -> None:
+        self.instruments.delivered.labels(channel).inc()
+        seconds = latency_since(notification_of(message).get("created_at"))
+        if seconds is not None:
+            self.instruments.latency.labels(channel).observe(seconds)
 
 
 def stack(settings) -> list[Middleware]:

@@ -1,6 +1,6 @@
-"""The NOTIFICATION_STATUS table, plus what the contract needs (request id, caller, priority, attempts).
+"""The NOTIFICATION_STATUS table, plus the request id, caller, priority and attempts.
 
-``user_id`` and ``template_code`` carry no foreign key: with the design's data isolation the users
+``user_id`` and ``template_code`` carry no foreign key: each service may keep its own database, so the users
 and templates may live in other databases, so the gateway checks them through the services' APIs.
 """
 
@@ -13,6 +13,12 @@ from models.base import iso, new_id, notifications_db, utcnow
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
 CHANNELS = ("email", "push")
+#: Attempt outcomes that are not delivery attempts, so they do not count as retries.
+RECEIPT, REPLAYED = "receipt", "replayed"
+NOT_ATTEMPTS = (RECEIPT, REPLAYED)
+#: A send's priority: 1 (lowest) to 10 (highest), RabbitMQ's ``x-max-priority`` on the delivery queues.
+MIN_PRIORITY, MAX_PRIORITY = 1, 10
+DEFAULT_PRIORITY = 5
 
 
 class Notification(peewee.Model):
@@ -25,7 +31,7 @@ class Notification(peewee.Model):
     template_code = peewee.CharField(max_length=100)
     notification_type = peewee.CharField(max_length=8)
     status = peewee.CharField(max_length=16, default=PENDING)
-    priority = peewee.SmallIntegerField(default=5)
+    priority = peewee.SmallIntegerField(default=DEFAULT_PRIORITY)
     retry_count = peewee.IntegerField(default=0)
     error = peewee.TextField(null=True)
     metadata = peewee.JSONField(default=dict)

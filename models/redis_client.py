@@ -30,9 +30,14 @@ def async_client(url: str | None) -> aioredis.Redis:
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=embedded_server(), decode_responses=True)
-    return aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
-                                   socket_connect_timeout=SOCKET_TIMEOUT_S, health_check_interval=30,
-                                   max_connections=200)
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
+        health_check_interval=30,
+        max_connections=200,
+    )
 
 
 def sync_client(url: str | None) -> redis.Redis:
@@ -40,5 +45,10 @@ def sync_client(url: str | None) -> redis.Redis:
         import fakeredis
 
         return fakeredis.FakeRedis(server=embedded_server(), decode_responses=True)
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S,
-                                socket_connect_timeout=SOCKET_TIMEOUT_S, health_check_interval=30)
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
+        health_check_interval=30,
+    )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import peewee
 
 from models.base import iso, new_id, templates_db, utcnow
+
+#: The language every lookup falls back to.
+DEFAULT_LANGUAGE = "en"
+#: A language tag as templates and user preferences accept it: "en", "fr", "pt-BR".
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 
 
 class Template(peewee.Model):
@@ -14,7 +21,7 @@ class Template(peewee.Model):
     description = peewee.TextField(null=True)
     subject = peewee.TextField(default="")
     content = peewee.TextField()
-    language = peewee.CharField(max_length=16, default="en")
+    language = peewee.CharField(max_length=16, default=DEFAULT_LANGUAGE)
     version = peewee.IntegerField(default=1)
     is_active = peewee.BooleanField(default=True)
     created_at = peewee.DateTimeField(default=utcnow)

@@ -1,4 +1,4 @@
-"""The USERS table of the design, plus the contract's ``role``."""
+"""The USERS table, with the ``role`` that access rules read (README, "Access")."""
 
 from __future__ import annotations
 

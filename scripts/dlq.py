@@ -16,11 +16,12 @@ import json
 import sys
 
 from logs import setup_logging
+from messaging import dead_letters
+from messaging.rabbitmq import HeraldBroker
 from models.base import bind_databases
-from models.dao import dead_letters
-from models.dao.notifications import StatusWriter
-from models.keys import Keys
 from models.redis_client import sync_client
+from models.redis_keys import RedisKeys
+from models.status_writer import StatusWriter
 from settings import Settings, load_or_exit
 
 COLUMNS = ("notification_id", "notification_type", "failed_at", "retry_count", "reason", "error")
@@ -72,16 +73,11 @@ def cmd_show(settings: Settings, args) -> int:
     return 0
 
 
-def _replayer(settings: Settings):
-    from middleware.rabbitmq import HeraldBroker
-
-    broker = HeraldBroker(url=settings.rabbitmq_url, middleware=[])
-    status = StatusWriter(redis=sync_client(settings.redis_url), keys=Keys(settings.redis_key_prefix))
-    return broker, dead_letters.Replayer(publish=broker.enqueue, mirror=status.mirror)
-
-
 def cmd_replay(settings: Settings, args) -> int:
-    broker, replayer = _replayer(settings)
+    broker = HeraldBroker(url=settings.rabbitmq_url, middleware=[])
+    redis = sync_client(settings.redis_url)
+    status = StatusWriter(redis=redis, keys=RedisKeys(settings.redis_key_prefix))
+    replayer = dead_letters.Replayer(publish=broker.enqueue, mirror=status.mirror)
     try:
         if args.all:
             outcomes = replayer.replay_all(settings.rabbitmq_url)
@@ -101,6 +97,7 @@ def cmd_replay(settings: Settings, args) -> int:
         return 0
     finally:
         broker.close()
+        redis.close()
 
 
 def cmd_purge(settings: Settings, args) -> int:

@@ -1,9 +1,15 @@
 """Fixtures on the real services: each test gets its own database, Redis key prefix and, where it
-publishes, its own RabbitMQ vhost; all are dropped afterwards."""
+publishes, its own RabbitMQ vhost; all are dropped afterwards.
+
+Every test is also sorted into a tier: ``quick`` (pure logic, no service, seconds for the lot) or
+``services``, so ``make test`` runs the quick tier first and a broken unit fails fast.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 
 import pytest
 
@@ -55,8 +61,9 @@ def rabbit_vhost():
         yield url, name
 
 
-def make_env(*, database_url: str, redis_prefix: str, rabbitmq_url: str | None = None,
-             **overrides: str) -> dict[str, str]:
+def make_env(
+    *, database_url: str, redis_prefix: str, rabbitmq_url: str | None = None, **overrides: str
+) -> dict[str, str]:
     """The environment of a Herald process under test, on the real services."""
     env = {
         "DATABASE_URL": database_url,
@@ -86,3 +93,33 @@ async def stack(aiohttp_server, aiohttp_client, env):
     from tests.support.stack import start_stack
 
     return await start_stack(aiohttp_server, aiohttp_client, env)
+
+
+#: Fixtures that reach PostgreSQL, Redis or RabbitMQ (directly or through the ones they build on).
+SERVICE_FIXTURES = {
+    "migrated_template",
+    "database_url",
+    "redis_prefix",
+    "session_vhost",
+    "rabbit_vhost",
+    "aiohttp_server",
+    "aiohttp_client",
+}
+#: Folders whose tests run real processes against the services.
+SERVICE_FOLDERS = {"e2e", "faults"}
+#: A module naming one of these talks to a service without a fixture.
+SERVICE_MARKERS = ("REDIS_URL", "rabbitmqctl", "resources.", "PG_ADMIN_DSN")
+
+
+@functools.cache
+def _module_uses_services(path: Path) -> bool:
+    if SERVICE_FOLDERS & set(path.parts):
+        return True
+    source = path.read_text()
+    return any(marker in source for marker in SERVICE_MARKERS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        uses = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) or _module_uses_services(item.path)
+        item.add_marker(pytest.mark.services if uses else pytest.mark.quick)

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry
 
+from messaging.messages import BACKOFF, OUTAGE, RECORDED_DELIVERED
 from middleware import metrics as worker_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +27,21 @@ ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 TITLES = {"System Overview", "Queue Metrics", "Service Health", "Error Rates"}
 #: Series Prometheus makes itself, for every target.
 BUILTIN = {"up"}
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-             "offset", "inf", "nan"}
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+}
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
@@ -91,7 +105,7 @@ def rule_queries() -> list[tuple[str, str]]:
             indent, value = len(m.group(1)), m.group(2).strip()
             if value == "|":
                 block = []
-                for nxt in lines[i + 1:]:
+                for nxt in lines[i + 1 :]:
                     if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= indent:
                         break
                     block.append(nxt)
@@ -102,8 +116,10 @@ def rule_queries() -> list[tuple[str, str]]:
 
 
 def test_promql_names_are_parsed():
-    expr = ('histogram_quantile(0.95, sum by (le, job) (rate(x_seconds_bucket{job="gateway", route!~"/a|b"}'
-            '[$__rate_interval]))) / ignoring(job) (y_total or vector(0)) * 60 > bool 0.5 and on (q) up')
+    expr = (
+        'histogram_quantile(0.95, sum by (le, job) (rate(x_seconds_bucket{job="gateway", route!~"/a|b"}'
+        "[$__rate_interval]))) / ignoring(job) (y_total or vector(0)) * 60 > bool 0.5 and on (q) up"
+    )
     assert metric_names(expr) == {"x_seconds_bucket", "y_total", "up"}
 
 
@@ -119,7 +135,7 @@ def test_dashboards_are_valid_json_with_the_four_titles():
 
 
 async def test_every_queried_metric_is_exported(settings):
-    from web.common.keys import metrics_key
+    from web.common.app_keys import metrics_key
     from web.gateway.app import create_app as gateway_app
     from web.templates.app import create_app as templates_app
     from web.users.app import create_app as users_app
@@ -136,8 +152,12 @@ async def test_every_queried_metric_is_exported(settings):
     histograms |= hist
     queries = dashboard_queries() + rule_queries()
     assert len(queries) > 30
-    missing = {(where, name) for where, expr in queries for name in metric_names(expr)
-               if base_name(name, histograms) not in names}
+    missing = {
+        (where, name)
+        for where, expr in queries
+        for name in metric_names(expr)
+        if base_name(name, histograms) not in names
+    }
     assert not missing, sorted(missing)
     documented = (ROOT / "README.md").read_text()
     queried = {base_name(n, histograms) for _, expr in queries for n in metric_names(expr)} - BUILTIN
@@ -159,17 +179,20 @@ def _value(counter, channel):
 
 
 def test_worker_middleware_counts_outcomes_once_decided():
-    inst = worker_metrics.instruments()
-    before = (_value(inst.delivered, "push"), _value(inst.failed, "push"), _value(inst.retries, "push"))
     mw = worker_metrics.WorkerMetrics()
+    inst = mw.instruments
     body = {"notification_type": "push", "created_at": "2020-01-01T00:00:00Z"}
-    mw.after_process_message(None, _message("send_push", body))
+    recorded = {RECORDED_DELIVERED: True}
+    mw.after_process_message(None, _message("send_push", body, **recorded))
+    mw.after_skip_message(None, _message("send_push", body, **recorded))  # a record-only copy
+    mw.after_process_message(None, _message("send_push", body))  # recording deferred: not yet
+    mw.after_skip_message(None, _message("send_push", body))  # dropped as already delivered
     mw.after_process_message(None, _message("send_push", body), exception=RuntimeError())
-    mw.after_process_message(None, _message("send_push", body, retry_scheduled=True), exception=RuntimeError())
+    mw.after_process_message(None, _message("send_push", body, retry_scheduled=BACKOFF), exception=RuntimeError())
+    mw.after_process_message(None, _message("send_push", body, retry_scheduled=OUTAGE), exception=RuntimeError())
     mw.after_process_message(None, _message("purge_expired", {}), exception=RuntimeError())
-    worker_metrics.record_retry(_message("send_push", body))
-    after = (_value(inst.delivered, "push"), _value(inst.failed, "push"), _value(inst.retries, "push"))
-    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
+    counts = (_value(inst.delivered, "push"), _value(inst.failed, "push"), _value(inst.retries, "push"))
+    assert counts == (2, 1, 1)
 
 
 def test_latency_since_reads_the_gateway_timestamp():
@@ -181,6 +204,7 @@ def test_latency_since_reads_the_gateway_timestamp():
 
 
 # --- the gateway's /metrics after real sends ---------------------------------------------------------
+
 
 @pytest.fixture
 def env(env):
@@ -196,18 +220,23 @@ def sample(text: str, name: str, **labels) -> float | None:
 
 
 async def test_gateway_metrics_count_sends_replays_and_refusals(stack):
-    from web.common import keys
+    from web.common import app_keys
 
     user = await stack.create_user()
     template = await stack.create_template()
-    body = {"notification_type": "email", "user_id": user["id"], "template_code": template["code"],
-            "variables": {"name": "Ada", "link": "https://example.com/x"}, "request_id": uuid.uuid4().hex}
+    body = {
+        "notification_type": "email",
+        "user_id": user["id"],
+        "template_code": template["code"],
+        "variables": {"name": "Ada", "link": "https://example.com/x"},
+        "request_id": uuid.uuid4().hex,
+    }
     assert (await stack.send(**body)).status == 202
     assert (await stack.send(**body)).status == 200  # replayed
     assert (await stack.send(**{**body, "variables": {"name": "Eve", "link": "https://example.com/x"}})).status == 409
     assert (await stack.send(**{**body, "request_id": uuid.uuid4().hex})).status == 429  # one per hour
     app = stack.client.app
-    await app[keys.redis_key].hset(app[keys.redis_keys_key].circuit("smtp"), "state", "OPEN")
+    await app[app_keys.redis_key].hset(app[app_keys.redis_keys_key].circuit("smtp"), "state", "OPEN")
     resp = await stack.client.get("/metrics")
     assert resp.status == 200
     text = await resp.text()

@@ -1,9 +1,7 @@
-"""Queries on NOTIFICATION_STATUS, and the Redis status hash that mirrors it.
+"""Queries on NOTIFICATION_STATUS; nothing else in the code base builds a notification query.
 
-PostgreSQL is the record (history, attempts, listing); the Redis hash ``notification:<id>`` is
-the fast copy the design keeps for seven days. Both are written through :class:`StatusWriter`
-(workers, synchronous) or :func:`status_hash` (gateway, asynchronous), so their shape is defined
-once here.
+PostgreSQL is the record (history, attempts, listing); :mod:`models.status_writer` mirrors each
+change to the Redis hash.
 """
 
 from __future__ import annotations
@@ -14,27 +12,12 @@ import logging
 from typing import Any
 
 import peewee
-import redis.exceptions
 from psycopg2.extras import execute_values
 
 from models.base import iso, utcnow
-from models.keys import STATUS_TTL_S, Keys
-from models.notification import DELIVERED, FAILED, PENDING, Notification
+from models.notification import DELIVERED, FAILED, NOT_ATTEMPTS, PENDING, RECEIPT, REPLAYED, Notification
 
 log = logging.getLogger(__name__)
-
-
-def status_hash(*, notification_id: str, status: str, created_at: str, updated_at: str,
-                error: str | None = None, retry_count: int = 0) -> dict[str, str]:
-    """The Redis hash fields of a notification's status (design, Redis data model)."""
-    return {
-        "notification_id": notification_id,
-        "status": status,
-        "created_at": created_at,
-        "updated_at": updated_at,
-        "error": error or "",
-        "retry_count": str(retry_count),
-    }
 
 
 def transaction():
@@ -48,8 +31,17 @@ _INSERT_SQL = (
     "VALUES %s ON CONFLICT (caller, request_id) DO NOTHING RETURNING notification_id"
 )
 _INSERT_ROW = "(gen_random_uuid(), %s, %s, %s, %s, %s::uuid, %s, %s, %s, %s, 0, %s::jsonb, '[]'::jsonb, %s, %s)"
-_INSERT_FIELDS = ("notification_id", "request_id", "caller", "request_hash", "user_id", "template_code",
-                  "notification_type", "status", "priority")
+_INSERT_FIELDS = (
+    "notification_id",
+    "request_id",
+    "caller",
+    "request_hash",
+    "user_id",
+    "template_code",
+    "notification_type",
+    "status",
+    "priority",
+)
 
 
 def create_many(rows: list[dict[str, Any]]) -> set[str]:
@@ -62,12 +54,15 @@ def create_many(rows: list[dict[str, Any]]) -> set[str]:
     """
     db = Notification._meta.database
     if _on_postgres(db):
-        values = [(*(row[name] for name in _INSERT_FIELDS), json.dumps(row["metadata"]),
-                   row["created_at"], row["updated_at"]) for row in rows]
+        values = [
+            (*(row[name] for name in _INSERT_FIELDS), json.dumps(row["metadata"]), row["created_at"], row["updated_at"])
+            for row in rows
+        ]
         with peewee.__exception_wrapper__:
             cursor = db.cursor()
-            returned = execute_values(cursor, _INSERT_SQL, values, template=_INSERT_ROW,
-                                      page_size=len(values), fetch=True)
+            returned = execute_values(
+                cursor, _INSERT_SQL, values, template=_INSERT_ROW, page_size=len(values), fetch=True
+            )
         return {notification_id for (notification_id,) in returned}
     inserted = set()
     for row in rows:
@@ -95,8 +90,9 @@ def get_by_request(caller: str, request_id: str) -> Notification | None:
     return Notification.get_or_none((Notification.caller == caller) & (Notification.request_id == request_id))
 
 
-def listing(*, user_id: str | None, status: str | None, notification_type: str | None, page: int,
-            limit: int) -> tuple[int, list[Notification]]:
+def listing(
+    *, user_id: str | None, status: str | None, notification_type: str | None, page: int, limit: int
+) -> tuple[int, list[Notification]]:
     query = Notification.select()
     if user_id:
         query = query.where(Notification.user_id == user_id)
@@ -105,8 +101,7 @@ def listing(*, user_id: str | None, status: str | None, notification_type: str |
     if notification_type:
         query = query.where(Notification.notification_type == notification_type)
     total = query.count()
-    rows = list(query.order_by(Notification.created_at.desc(), Notification.id)
-                .paginate(page, limit))
+    rows = list(query.order_by(Notification.created_at.desc(), Notification.id).paginate(page, limit))
     return total, rows
 
 
@@ -115,7 +110,7 @@ WITH new AS (SELECT %s::jsonb AS attempt, %s::timestamp AS at, %s::text AS statu
 UPDATE notification_status AS n SET
     attempts = n.attempts || new.attempt,
     retry_count = GREATEST(0, (SELECT count(*) FROM jsonb_array_elements(n.attempts || new.attempt) AS a
-                               WHERE a->>'outcome' NOT IN ('receipt', 'replayed')) - 1),
+                               WHERE a->>'outcome' NOT IN %s) - 1),
     updated_at = new.at,
     status = COALESCE(new.status, n.status),
     error = CASE WHEN new.status IS NULL THEN n.error WHEN new.status = 'failed' THEN new.error ELSE NULL END,
@@ -126,8 +121,14 @@ RETURNING n.*
 """
 
 
-def record_attempt(notification_id: str, *, outcome: str, error: str | None = None,
-                   status: str | None = None, at: dt.datetime | None = None) -> Notification | None:
+def record_attempt(
+    notification_id: str,
+    *,
+    outcome: str,
+    error: str | None = None,
+    status: str | None = None,
+    at: dt.datetime | None = None,
+) -> Notification | None:
     """Append an attempt to the history and, when given, move the status; returns the row.
 
     On PostgreSQL this is one UPDATE (the append is atomic, so a redelivery racing the original
@@ -138,14 +139,16 @@ def record_attempt(notification_id: str, *, outcome: str, error: str | None = No
     attempt = {"time": iso(at), "outcome": outcome, "error": error}
     db = Notification._meta.database
     if _on_postgres(db):
-        rows = list(Notification.raw(_RECORD_SQL, json.dumps([attempt]), at, status, error, notification_id))
+        rows = list(
+            Notification.raw(_RECORD_SQL, json.dumps([attempt]), at, status, error, NOT_ATTEMPTS, notification_id)
+        )
         return rows[0] if rows else None
     with db.atomic():
         row = get(notification_id)
         if row is None:
             return None
         row.attempts = [*(row.attempts or []), attempt]
-        row.retry_count = max(0, sum(1 for a in row.attempts if a["outcome"] not in ("receipt", "replayed")) - 1)
+        row.retry_count = max(0, sum(1 for a in row.attempts if a["outcome"] not in NOT_ATTEMPTS) - 1)
         row.updated_at = at
         if status is not None:
             row.status = status
@@ -156,44 +159,57 @@ def record_attempt(notification_id: str, *, outcome: str, error: str | None = No
         return row
 
 
-def set_status(notification_id: str, *, status: str, error: str | None = None,
-               at: dt.datetime | None = None) -> Notification | None:
+def set_status(
+    notification_id: str, *, status: str, error: str | None = None, at: dt.datetime | None = None
+) -> Notification | None:
     """A status set from outside the pipeline (a provider receipt or an operator's replay)."""
-    return record_attempt(notification_id, outcome="receipt", error=error, status=status, at=at)
+    return record_attempt(notification_id, outcome=RECEIPT, error=error, status=status, at=at)
 
 
-class StatusWriter:
-    """Writes a notification's outcome to PostgreSQL, then to the Redis hash (workers' side)."""
+def _locked(notification_id: str) -> Notification | None:
+    """The row, locked against a concurrent receipt or worker write where the database can lock."""
+    query = Notification.select().where(Notification.notification_id == notification_id)
+    if _on_postgres(Notification._meta.database):
+        query = query.for_update()
+    return query.first()
 
-    def __init__(self, *, redis, keys: Keys) -> None:
-        self.redis = redis
-        self.keys = keys
 
-    def current_status(self, notification_id: str) -> str | None:
-        """The status from PostgreSQL, the record: the Redis copy may lag if mirroring failed, and a
-        stale ``pending`` there must not cause a second send. ``None``: no such notification."""
-        row = get(notification_id)
-        return row.status if row else None
+def mark_replayed(notification_id: str) -> Notification | None:
+    """Status back to ``pending``, error cleared, a ``replayed`` entry in the history.
 
-    def record(self, notification_id: str, *, outcome: str, status: str | None,
-               error: str | None = None) -> Notification | None:
-        row = record_attempt(notification_id, outcome=outcome, error=error, status=status)
-        if row is not None:
-            try:
-                self.mirror(row)
-            except redis.exceptions.RedisError as exc:
-                # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
-                log.warning("status not mirrored to Redis: %s", type(exc).__name__)
+    ``retry_count`` is left as it is: it counts retries made, and the replay is not one.
+    """
+    with transaction():
+        row = _locked(notification_id)
+        if row is None:
+            return None
+        now = utcnow()
+        row.attempts = [*(row.attempts or []), {"time": iso(now), "outcome": REPLAYED, "error": None}]
+        row.status, row.error, row.updated_at = PENDING, None, now
+        row.save()
         return row
 
-    def mirror(self, row: Notification) -> None:
-        key = self.keys.notification(row.notification_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, mapping=status_hash(
-            notification_id=row.notification_id, status=row.status, created_at=iso(row.created_at),
-            updated_at=iso(row.updated_at), error=row.error, retry_count=row.retry_count))
-        pipe.expire(key, STATUS_TTL_S)
-        pipe.execute()
+
+def unmark_replayed(notification_id: str, status: str, error: str | None) -> Notification | None:
+    """Undo :func:`mark_replayed` after a publish the broker did not confirm."""
+    with transaction():
+        row = _locked(notification_id)
+        if row is None:
+            return None
+        attempts = list(row.attempts or [])
+        if attempts and attempts[-1].get("outcome") == REPLAYED:
+            attempts.pop()
+        row.attempts, row.status, row.error, row.updated_at = attempts, status, error, utcnow()
+        row.save()
+        return row
 
 
-__all__ = ["DELIVERED", "FAILED", "PENDING", "StatusWriter", "status_hash"]
+def pending_since(cutoff: dt.datetime, *, sample: int) -> tuple[int, list[str]]:
+    """How many notifications are ``pending`` and untouched since ``cutoff``, and the ids of the
+    ``sample`` oldest (the maintenance job's "pending too long" report)."""
+    query = Notification.select(Notification.notification_id).where(
+        (Notification.status == PENDING) & (Notification.updated_at < cutoff)
+    )
+    count = query.count()
+    ids = [row.notification_id for row in query.order_by(Notification.updated_at).limit(sample)]
+    return count, ids

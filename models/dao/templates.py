@@ -9,10 +9,7 @@ from __future__ import annotations
 import peewee
 
 from models.base import utcnow
-from models.template import Template, TemplateVersion
-
-#: The language every lookup falls back to (contract, section 3).
-DEFAULT_LANGUAGE = "en"
+from models.template import DEFAULT_LANGUAGE, Template, TemplateVersion
 
 
 def get(code: str, language: str) -> Template | None:
@@ -27,8 +24,9 @@ def get_with_fallback(code: str, language: str) -> Template | None:
     return found
 
 
-def create(*, code: str, name: str, description: str | None, subject: str, content: str,
-           language: str, created_by: str | None) -> Template | None:
+def create(
+    *, code: str, name: str, description: str | None, subject: str, content: str, language: str, created_by: str | None
+) -> Template | None:
     """The new template with its version-1 history row, or ``None`` when (code, language) is taken.
 
     The pre-check gives the common duplicate a clean answer; two creators racing past it are still
@@ -37,9 +35,17 @@ def create(*, code: str, name: str, description: str | None, subject: str, conte
     if get(code, language) is not None:
         return None
     now = utcnow()
-    template = Template.create(code=code, name=name, description=description, subject=subject,
-                               content=content, language=language, version=1, created_at=now,
-                               updated_at=now)
+    template = Template.create(
+        code=code,
+        name=name,
+        description=description,
+        subject=subject,
+        content=content,
+        language=language,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
     _record_version(template, created_by, now)
     return template
 
@@ -73,13 +79,19 @@ def _locked(code: str, language: str) -> Template | None:
 
 
 def _record_version(template: Template, created_by: str | None, at) -> TemplateVersion:
-    return TemplateVersion.create(template=template, version=template.version, name=template.name,
-                                  description=template.description, subject=template.subject,
-                                  content=template.content, created_by=created_by, created_at=at)
+    return TemplateVersion.create(
+        template=template,
+        version=template.version,
+        name=template.name,
+        description=template.description,
+        subject=template.subject,
+        content=template.content,
+        created_by=created_by,
+        created_at=at,
+    )
 
 
-def listing(*, code: str | None, language: str | None, page: int,
-            limit: int) -> tuple[int, list[Template]]:
+def listing(*, code: str | None, language: str | None, page: int, limit: int) -> tuple[int, list[Template]]:
     query = Template.select()
     if code:
         query = query.where(Template.code == code)
@@ -90,8 +102,7 @@ def listing(*, code: str | None, language: str | None, page: int,
     return total, rows
 
 
-def versions(code: str, language: str, *, page: int,
-             limit: int) -> tuple[int, list[TemplateVersion]] | None:
+def versions(code: str, language: str, *, page: int, limit: int) -> tuple[int, list[TemplateVersion]] | None:
     """One page of the history, newest first, and its total; ``None`` if the template is absent."""
     template = get(code, language)
     if template is None:

@@ -1,6 +1,6 @@
 """Queries on USERS; nothing else in the code base builds a user query.
 
-Every function runs inside :func:`web.common.app.in_db` (a thread with a transaction), so a
+Web handlers run these inside :func:`web.common.app.in_db` (a thread with a transaction), so a
 read-modify-write here is one transaction; the row is locked on PostgreSQL so two concurrent
 PATCHes merging preferences cannot lose each other's change.
 """
@@ -49,8 +49,7 @@ def _locked(user_id: str) -> User | None:
     return query.first()
 
 
-def update(user_id: str, changes: dict[str, Any], *,
-           preferences: dict[str, Any] | None = None) -> User | None:
+def update(user_id: str, changes: dict[str, Any], *, preferences: dict[str, Any] | None = None) -> User | None:
     """Apply ``changes`` and merge ``preferences`` (a ``None`` value drops that key); ``None`` if absent.
 
     Raises :class:`EmailTaken` when the new e-mail belongs to someone else.
@@ -78,3 +77,13 @@ def update(user_id: str, changes: dict[str, Any], *,
 
 def deactivate(user_id: str) -> User | None:
     return update(user_id, {"is_active": False})
+
+
+def clear_push_token(user_id: str, token: str) -> int:
+    """Forget ``token`` if it is still the user's (the app may have registered a new one since);
+    the number of rows changed (0 or 1)."""
+    return (
+        User.update(push_token=None, updated_at=utcnow())
+        .where((User.id == user_id) & (User.push_token == token))
+        .execute()
+    )

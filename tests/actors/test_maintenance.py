@@ -18,6 +18,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from actors import maintenance
 from actors.runtime import Runtime
+from messaging.rabbitmq import HeraldBroker
 from models.base import utcnow
 from models.notification import Notification
 from settings import Settings
@@ -62,6 +63,10 @@ class Jobs:
         self.runtime = Runtime.from_settings(self.settings)
         self.broker = StubBroker()
         self.maintenance = maintenance.register(self.broker, self.runtime)
+        # The actors run on the stub broker, off the event loop; the depths are read from the real
+        # RabbitMQ, as a maintenance worker's own broker reads them.
+        self.rabbit = HeraldBroker(url=self.settings.rabbitmq_url, middleware=[])
+        self.maintenance.broker = self.rabbit
 
     async def monitor(self) -> None:
         await asyncio.to_thread(self.broker.actors["monitor_queues"])
@@ -75,6 +80,7 @@ class Jobs:
 
     def close(self) -> None:
         self.broker.close()
+        self.rabbit.close()
         self.runtime.databases.close()
 
 
@@ -151,9 +157,17 @@ async def test_stuck_pending_notifications_are_reported(jobs, webhook, caplog):
     def row(age: dt.timedelta, status: str = "pending") -> str:
         nid = str(uuid.uuid4())
         at = utcnow() - age
-        Notification.create(notification_id=nid, request_id=nid, caller="test", user_id=uuid.uuid4(),
-                            template_code="t", notification_type="email", status=status, created_at=at,
-                            updated_at=at)
+        Notification.create(
+            notification_id=nid,
+            request_id=nid,
+            caller="test",
+            user_id=uuid.uuid4(),
+            template_code="t",
+            notification_type="email",
+            status=status,
+            created_at=at,
+            updated_at=at,
+        )
         return nid
 
     old = row(dt.timedelta(hours=2))
@@ -208,14 +222,27 @@ async def test_scheduler_and_maintenance_worker_raise_the_alert(env, tmp_path, w
     ``maintenance_boot`` declares the jobs until actors/setup.py registers them itself (then it is a
     no-op: ``register`` is idempotent)."""
     boot = Path(tmp_path) / "maintenance_boot.py"
-    boot.write_text("import dramatiq\nfrom actors import maintenance\n\n"
-                    "broker = dramatiq.get_broker()\nmaintenance.register(broker, broker.runtime)\n")
+    boot.write_text(
+        "import dramatiq\nfrom actors import maintenance\n\n"
+        "broker = dramatiq.get_broker()\nmaintenance.register(broker, broker.runtime)\n"
+    )
     env = {**env, "TZ": "UTC", "DLQ_ALERT_THRESHOLD": "0", "ALERT_WEBHOOK_URL": webhook.url}
     publish(env["RABBITMQ_URL"], "failed", 1)
     log = tmp_path / "scheduler.log"
     scheduler = [str(BIN / "periodiq"), "-v", "actors", "maintenance_boot", "--path", str(tmp_path)]
-    workers = [str(BIN / "dramatiq"), "actors", "maintenance_boot", "--processes", "1", "--threads", "2",
-               "--queues", "maintenance.queue", "--path", str(tmp_path)]
+    workers = [
+        str(BIN / "dramatiq"),
+        "actors",
+        "maintenance_boot",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        "--queues",
+        "maintenance.queue",
+        "--path",
+        str(tmp_path),
+    ]
 
     async def until(predicate, timeout: float, what: str):
         for _ in range(int(timeout / 0.25)):
@@ -225,8 +252,11 @@ async def test_scheduler_and_maintenance_worker_raise_the_alert(env, tmp_path, w
         raise AssertionError(f"timed out waiting for {what}")
 
     with herald_process(scheduler, env, log), herald_process(workers, env, tmp_path / "worker.log"):
-        await until(lambda: "report_stuck_notifications@maintenance.queue" in log.read_text(), 30,
-                    "the scheduler's list of periodic actors")
+        await until(
+            lambda: "report_stuck_notifications@maintenance.queue" in log.read_text(),
+            30,
+            "the scheduler's list of periodic actors",
+        )
         # every minute matches "* * * * *": the first ticks go out at once (or at the next minute)
         await until(lambda: webhook, 80, "the alert of the first tick")
         await asyncio.sleep(1.0)

@@ -47,14 +47,21 @@ def smtp():
 
 async def test_email_end_to_end(stack, smtp, tmp_path):
     user = await stack.create_user(name="Ada")
-    template = await stack.create_template(subject="Welcome {{ name }}",
-                                           content="<h1>Hi {{ name }}</h1><p>Open <a href='{{ link }}'>this</a></p>")
+    template = await stack.create_template(
+        subject="Welcome {{ name }}", content="<h1>Hi {{ name }}</h1><p>Open <a href='{{ link }}'>this</a></p>"
+    )
     with worker({**stack.env, **smtp.env}, tmp_path / "worker.log"):
-        body = {"notification_type": "email", "user_id": user["id"], "template_code": template["code"],
-                "variables": {"name": "Ada <3", "link": "https://example.com/a"}, "request_id": "e2e-email-1",
-                "metadata": {"campaign": "launch"}}
-        resp = await stack.client.post("/api/v1/notifications/", json=body,
-                                       headers={**stack.auth(), "X-Correlation-ID": "trace-e2e-1"})
+        body = {
+            "notification_type": "email",
+            "user_id": user["id"],
+            "template_code": template["code"],
+            "variables": {"name": "Ada <3", "link": "https://example.com/a"},
+            "request_id": "e2e-email-1",
+            "metadata": {"campaign": "launch"},
+        }
+        resp = await stack.client.post(
+            "/api/v1/notifications/", json=body, headers={**stack.auth(), "X-Correlation-ID": "trace-e2e-1"}
+        )
         assert resp.status == 202, await resp.text()
         assert resp.headers["X-Correlation-ID"] == "trace-e2e-1"
         nid = (await resp.json())["data"]["notification_id"]
@@ -84,13 +91,17 @@ async def test_push_end_to_end(stack, tmp_path):
     with fcm_server(tmp_path) as fcm:
         token = "tok_" + uuid.uuid4().hex * 3
         user = await stack.create_user(push_token=token)
-        template = await stack.create_template(subject="Order {{ order }} shipped",
-                                               content="<p>Your order <b>{{ order }}</b> is on its way</p>")
+        template = await stack.create_template(
+            subject="Order {{ order }} shipped", content="<p>Your order <b>{{ order }}</b> is on its way</p>"
+        )
         with worker({**stack.env, **fcm.env}, tmp_path / "worker.log"):
-            resp = await stack.send(notification_type="push", user_id=user["id"], template_code=template["code"],
-                                    variables={"order": "A-17", "image": "https://example.com/i.png",
-                                               "link": "https://example.com/o/A-17"},
-                                    request_id="e2e-push-1")
+            resp = await stack.send(
+                notification_type="push",
+                user_id=user["id"],
+                template_code=template["code"],
+                variables={"order": "A-17", "image": "https://example.com/i.png", "link": "https://example.com/o/A-17"},
+                request_id="e2e-push-1",
+            )
             assert resp.status == 202, await resp.text()
             nid = (await resp.json())["data"]["notification_id"]
             await wait_status(stack, nid, "delivered")
@@ -109,8 +120,13 @@ async def test_smtp_bounce_fails_at_once_into_the_dead_letter_queue(stack, smtp,
     template = await stack.create_template()
     depth_before = queue_depth(stack.settings.rabbitmq_url, "failed.queue")
     with worker({**stack.env, **smtp.env}, tmp_path / "worker.log"):
-        resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                                variables={"name": "Ada", "link": "https://example.com"}, request_id="bounce-1")
+        resp = await stack.send(
+            notification_type="email",
+            user_id=user["id"],
+            template_code=template["code"],
+            variables={"name": "Ada", "link": "https://example.com"},
+            request_id="bounce-1",
+        )
         nid = (await resp.json())["data"]["notification_id"]
         note = await wait_status(stack, nid, "failed")
     assert "smtp_5xx" in note["error"]
@@ -128,16 +144,23 @@ async def test_priority_high_is_delivered_first(aiohttp_server, aiohttp_client, 
     template = await stack.create_template(subject="{{ label }}", content="<p>{{ label }}</p>")
 
     async def send(label: str, priority: int):
-        resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                                variables={"label": label}, request_id=label, priority=priority)
+        resp = await stack.send(
+            notification_type="email",
+            user_id=user["id"],
+            template_code=template["code"],
+            variables={"label": label},
+            request_id=label,
+            priority=priority,
+        )
         assert resp.status == 202, await resp.text()
 
     for i in range(5):
         await send(f"low-{i}", 1)
     await send("high", 10)
     assert queue_depth(url, "email.queue") == 6
-    with worker({**stack.env, **smtp.env, "WORKER_PREFETCH": "1"}, tmp_path / "worker.log", queues=("email.queue",),
-                threads=1):
+    with worker(
+        {**stack.env, **smtp.env, "WORKER_PREFETCH": "1"}, tmp_path / "worker.log", queues=("email.queue",), threads=1
+    ):
         mails = await wait_mail(smtp, 6)
     subjects = [m.message["Subject"] for m in mails]
     assert subjects[0] == "high", subjects
@@ -148,27 +171,53 @@ async def test_redelivered_message_of_a_delivered_notification_is_not_sent_again
     """A message redelivered after delivery (a crash before the ack), or one with no record, is dropped."""
     from dramatiq.message import Message
 
-    from middleware.rabbitmq import HeraldBroker
+    from messaging.rabbitmq import HeraldBroker
 
     user = await stack.create_user()
     template = await stack.create_template()
     with worker({**stack.env, **smtp.env}, tmp_path / "worker.log"):
-        resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                                variables={"name": "Ada", "link": "https://example.com"}, request_id="dup-1")
+        resp = await stack.send(
+            notification_type="email",
+            user_id=user["id"],
+            template_code=template["code"],
+            variables={"name": "Ada", "link": "https://example.com"},
+            request_id="dup-1",
+        )
         nid = (await resp.json())["data"]["notification_id"]
         await wait_status(stack, nid, "delivered")
         await wait_mail(smtp, 1)
         # the same message again, as RabbitMQ would redeliver it
         broker = HeraldBroker(url=stack.settings.rabbitmq_url, middleware=[])
-        body = {"notification_id": nid, "notification_type": "email", "user_email": user["email"], "priority": 5,
-                "variables": {"name": "Ada", "link": "https://example.com"},
-                "template": {"subject": "x", "content": "y", "language": "en", "version": 1}}
-        broker.enqueue(Message(queue_name="email.queue", actor_name="send_email", args=(body,), kwargs={},
-                               options={"broker_priority": 5}, message_id=nid))
+        body = {
+            "notification_id": nid,
+            "notification_type": "email",
+            "user_email": user["email"],
+            "priority": 5,
+            "variables": {"name": "Ada", "link": "https://example.com"},
+            "template": {"subject": "x", "content": "y", "language": "en", "version": 1},
+        }
+        broker.enqueue(
+            Message(
+                queue_name="email.queue",
+                actor_name="send_email",
+                args=(body,),
+                kwargs={},
+                options={"broker_priority": 5},
+                message_id=nid,
+            )
+        )
         # and a message whose notification was never recorded (a publish the gateway answered 503 for)
         ghost = {**body, "notification_id": str(uuid.uuid4())}
-        broker.enqueue(Message(queue_name="email.queue", actor_name="send_email", args=(ghost,), kwargs={},
-                               options={"broker_priority": 5}, message_id=ghost["notification_id"]))
+        broker.enqueue(
+            Message(
+                queue_name="email.queue",
+                actor_name="send_email",
+                args=(ghost,),
+                kwargs={},
+                options={"broker_priority": 5},
+                message_id=ghost["notification_id"],
+            )
+        )
         broker.close()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and queue_depth(stack.settings.rabbitmq_url, "email.queue"):

@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 
 import pytest
 
 from tests.e2e.test_delivery import queue_depth, wait_mail, wait_status
-from tests.support.processes import ROOT, process_env, worker
+from tests.support.processes import run_dlq, worker
 from tests.support.smtp_server import smtp_server
 
 
@@ -23,16 +22,17 @@ def smtp():
 
 
 async def dlq(stack, *args: str) -> subprocess.CompletedProcess:
-    def run():
-        return subprocess.run([sys.executable, "-m", "scripts.dlq", *args], cwd=ROOT, env=process_env(stack.env),
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(run_dlq, stack.env, *args)
 
 
 async def bounce(stack, user, template, request_id: str) -> str:
-    resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                            variables={"name": "Ada", "link": "https://example.com"}, request_id=request_id)
+    resp = await stack.send(
+        notification_type="email",
+        user_id=user["id"],
+        template_code=template["code"],
+        variables={"name": "Ada", "link": "https://example.com"},
+        request_id=request_id,
+    )
     assert resp.status == 202, await resp.text()
     nid = (await resp.json())["data"]["notification_id"]
     await wait_status(stack, nid, "failed")

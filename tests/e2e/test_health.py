@@ -15,8 +15,19 @@ from tests.support.processes import herald_process, wait_for
 def private_redis(tmp_path):
     """A Redis of the test's own on a spare port, so stopping it touches nothing else."""
     port = free_port()
-    args = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    args = [
+        shutil.which("redis-server") or "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
     with herald_process(args, {}, tmp_path / "redis.log") as proc:
         import redis
 
@@ -31,8 +42,9 @@ def _pings(redis, port: int) -> bool:
         return False
 
 
-async def test_health_goes_503_when_redis_stops_and_sends_are_refused(aiohttp_server, aiohttp_client, env,
-                                                                     private_redis):
+async def test_health_goes_503_when_redis_stops_and_sends_are_refused(
+    aiohttp_server, aiohttp_client, env, private_redis
+):
     from tests.support.processes import stop
     from tests.support.stack import start_stack
 
@@ -49,8 +61,13 @@ async def test_health_goes_503_when_redis_stops_and_sends_are_refused(aiohttp_se
     assert body["error"] == "SERVICE_UNAVAILABLE" and body["data"]["status"] == "degraded"
     assert body["data"]["checks"]["redis"] == "down" and body["data"]["checks"]["rabbitmq"] == "ok"
 
-    resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                            variables={"name": "Ada", "link": "https://example.com"}, request_id=uuid.uuid4().hex)
+    resp = await stack.send(
+        notification_type="email",
+        user_id=user["id"],
+        template_code=template["code"],
+        variables={"name": "Ada", "link": "https://example.com"},
+        request_id=uuid.uuid4().hex,
+    )
     body = await resp.json()
     assert resp.status == 503 and body["error"] == "SERVICE_UNAVAILABLE", body
     listing = await stack.client.get(f"/api/v1/notifications/?user_id={user['id']}", headers=stack.auth())

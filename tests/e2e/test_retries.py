@@ -24,8 +24,12 @@ UNIT_MS = 100
 #: Scheduling slack per retry: the worker checks due messages every ``dramatiq_worker_timeout``
 #: (100 ms here), plus a send and two database writes.
 SLACK_MS = 700
-FAST = {"RETRY_BACKOFF_UNIT_MS": str(UNIT_MS), "RETRY_MAX": "5", "dramatiq_worker_timeout": "100",
-        "CIRCUIT_RECOVERY_TIMEOUT_S": "2"}
+FAST = {
+    "RETRY_BACKOFF_UNIT_MS": str(UNIT_MS),
+    "RETRY_MAX": "5",
+    "dramatiq_worker_timeout": "100",
+    "CIRCUIT_RECOVERY_TIMEOUT_S": "2",
+}
 
 
 @pytest.fixture
@@ -39,9 +43,14 @@ def attempt_times(note: dict) -> list[dt.datetime]:
 
 
 async def send_one(stack, user, template, request_id: str, **extra) -> str:
-    resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                            variables={"name": "Ada", "link": "https://example.com"}, request_id=request_id,
-                            **extra)
+    resp = await stack.send(
+        notification_type="email",
+        user_id=user["id"],
+        template_code=template["code"],
+        variables={"name": "Ada", "link": "https://example.com"},
+        request_id=request_id,
+        **extra,
+    )
     assert resp.status == 202, await resp.text()
     return (await resp.json())["data"]["notification_id"]
 
@@ -96,8 +105,13 @@ async def test_breaker_opens_on_refused_connections_and_a_probe_closes_it(stack,
     user = await stack.create_user()
     template = await stack.create_template()
     smtp.stop()  # the port now refuses connections
-    env = {**stack.env, **smtp.env, **FAST, "CIRCUIT_FAILURE_THRESHOLD": str(threshold),
-           "CIRCUIT_SUCCESS_THRESHOLD": "2"}
+    env = {
+        **stack.env,
+        **smtp.env,
+        **FAST,
+        "CIRCUIT_FAILURE_THRESHOLD": str(threshold),
+        "CIRCUIT_SUCCESS_THRESHOLD": "2",
+    }
     try:
         with worker(env, tmp_path / "worker.log", threads=threads):
             nids = [await send_one(stack, user, template, f"cb-{i}") for i in range(count)]
@@ -129,15 +143,18 @@ async def test_breaker_opens_on_refused_connections_and_a_probe_closes_it(stack,
     retries = [a for note in notes for a in note["attempts"] if a["outcome"] == "retry_scheduled"]
     assert threshold <= len(retries) <= threshold + threads - 1, retries
     opened_at = dt.datetime.fromtimestamp(float(opened["last_failure_time"]), dt.UTC).replace(tzinfo=None)
-    assert all(t <= opened_at + dt.timedelta(milliseconds=200) for note in notes
-               for t, a in zip(attempt_times(note), note["attempts"], strict=True)
-               if a["outcome"] == "retry_scheduled")
+    assert all(
+        t <= opened_at + dt.timedelta(milliseconds=200)
+        for note in notes
+        for t, a in zip(attempt_times(note), note["attempts"], strict=True)
+        if a["outcome"] == "retry_scheduled"
+    )
     assert sorted(m.message["Message-ID"].split("@")[0].strip("<") for m in smtp.messages) == sorted(nids)
 
 
 async def test_a_retry_keeps_its_amqp_priority(stack, smtp, tmp_path):
+    from messaging.rabbitmq import HeraldBroker
     from middleware.priority import Priority
-    from middleware.rabbitmq import HeraldBroker
 
     url = stack.settings.rabbitmq_url
     smtp.fail_with(451, times=1)

@@ -1,25 +1,21 @@
 """A real ``dramatiq actors`` worker serves Herald's delivery metrics on its Prometheus port.
 
-This is the multiprocess trap of stack notes 2.4 under test: the values are written by the worker
-process and served by dramatiq's separate exposition process, so they only show up when the
-multiprocess directory is set before the worker starts, as the deployment does.
+This is prometheus-client's multiprocess trap under test (README, "The multiprocess directory"): the
+values are written by the worker process and served by dramatiq's separate exposition process, so
+they only show up when the multiprocess directory is set before the worker starts, as the
+deployment does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import urllib.request
 
 import pytest
 
-import middleware
 from tests.support.ports import free_port
 from tests.support.processes import worker
 from tests.support.smtp_server import smtp_server
-
-pytestmark = pytest.mark.skipif("metrics.stack" not in inspect.getsource(middleware.build_stack),
-                                reason="middleware.metrics.stack(...) is not in build_stack yet")
 
 
 def scrape(port: int) -> str:
@@ -54,14 +50,22 @@ async def test_worker_serves_delivered_counts(stack, smtp, tmp_path):
     prom_dir.mkdir()
     # dramatiq's own variables (read by its Prometheus middleware, not by Herald's settings), and
     # prometheus-client's, set before start exactly as the worker containers do.
-    metrics_env = {"dramatiq_prom_port": str(port), "dramatiq_prom_host": "127.0.0.1",
-                   "dramatiq_prom_db": str(prom_dir), "PROMETHEUS_MULTIPROC_DIR": str(prom_dir)}
+    metrics_env = {
+        "dramatiq_prom_port": str(port),
+        "dramatiq_prom_host": "127.0.0.1",
+        "dramatiq_prom_db": str(prom_dir),
+        "PROMETHEUS_MULTIPROC_DIR": str(prom_dir),
+    }
     loop = asyncio.get_running_loop()
     with worker({**stack.env, **smtp.env, **metrics_env}, tmp_path / "worker.log"):
         for i in range(2):
-            resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                                    variables={"name": "Ada", "link": "https://example.com/x"},
-                                    request_id=f"metrics-{i}")
+            resp = await stack.send(
+                notification_type="email",
+                user_id=user["id"],
+                template_code=template["code"],
+                variables={"name": "Ada", "link": "https://example.com/x"},
+                request_id=f"metrics-{i}",
+            )
             assert resp.status == 202, await resp.text()
         await loop.run_in_executor(None, lambda: smtp.wait_for(2, 30))
         text = ""

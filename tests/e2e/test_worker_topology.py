@@ -1,4 +1,4 @@
-"""A worker declares the contract's whole topology when it starts, whatever queues it consumes."""
+"""A worker declares Herald's whole topology when it starts, whatever queues it consumes."""
 
 from __future__ import annotations
 

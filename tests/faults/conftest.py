@@ -33,10 +33,15 @@ from web.common.auth import issue_token
 
 WORKER_THREADS = 4
 WORKER_PREFETCH = 2
-#: The settings that scale time down (contract section 5 at a tenth of a second per unit).
-FAST = {"RETRY_BACKOFF_UNIT_MS": "100", "RETRY_MAX": "5", "CIRCUIT_RECOVERY_TIMEOUT_S": "2",
-        "CIRCUIT_FAILURE_THRESHOLD": "3", "dramatiq_worker_timeout": "100"}
-#: Client-side limit on one send: the contract's 503 comes within 5 s.
+#: The settings that scale time down (the retry and breaker timings at a tenth of a second per unit).
+FAST = {
+    "RETRY_BACKOFF_UNIT_MS": "100",
+    "RETRY_MAX": "5",
+    "CIRCUIT_RECOVERY_TIMEOUT_S": "2",
+    "CIRCUIT_FAILURE_THRESHOLD": "3",
+    "dramatiq_worker_timeout": "100",
+}
+#: Client-side limit on one send: the 503 comes within 5 s.
 SEND_TIMEOUT_S = 15
 
 
@@ -59,13 +64,21 @@ class Herald:
     async def send(self, session: aiohttp.ClientSession, ledger: Ledger) -> int | None:
         """One send, recorded in the ledger; its request id travels in the subject."""
         rid = ledger.next_request_id()
-        body = {"notification_type": "email", "user_id": self.user_id, "template_code": self.template_code,
-                "variables": {"rid": rid}, "request_id": rid}
+        body = {
+            "notification_type": "email",
+            "user_id": self.user_id,
+            "template_code": self.template_code,
+            "variables": {"rid": rid},
+            "request_id": rid,
+        }
         started = time.monotonic()
         try:
-            async with session.post(f"{self.gateway}/api/v1/notifications/", json=body,
-                                    headers={"Authorization": f"Bearer {self.admin_token}"},
-                                    timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S)) as resp:
+            async with session.post(
+                f"{self.gateway}/api/v1/notifications/",
+                json=body,
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+                timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S),
+            ) as resp:
                 text = await resp.text()
                 nid = None
                 if resp.status == 202:
@@ -78,9 +91,17 @@ class Herald:
         attempt.started, attempt.finished = started, time.monotonic()
         return attempt.status
 
-    async def stream(self, session: aiohttp.ClientSession, ledger: Ledger, stop: asyncio.Event, *,
-                     concurrency: int = 4, pause: float = 0.02) -> None:
+    async def stream(
+        self,
+        session: aiohttp.ClientSession,
+        ledger: Ledger,
+        stop: asyncio.Event,
+        *,
+        concurrency: int = 4,
+        pause: float = 0.02,
+    ) -> None:
         """Send continuously from ``concurrency`` clients until ``stop`` is set."""
+
         async def client() -> None:
             while not stop.is_set():
                 status = await self.send(session, ledger)
@@ -89,8 +110,9 @@ class Herald:
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
 
-    async def send_many(self, session: aiohttp.ClientSession, ledger: Ledger, count: int, *,
-                        concurrency: int = 8) -> None:
+    async def send_many(
+        self, session: aiohttp.ClientSession, ledger: Ledger, count: int, *, concurrency: int = 8
+    ) -> None:
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(count):
             queue.put_nowait(i)
@@ -156,18 +178,29 @@ def _consumers(vhost: str) -> int:
 def _api(url: str, body: dict, token: str) -> dict:
     import urllib.request
 
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
 
 def start_worker(stack: ExitStack, herald: Herald, index: int, env: dict[str, str]):
     prom = herald.tmp_path / f"prom-{index}"
-    metrics = {"dramatiq_prom_port": str(free_port()), "dramatiq_prom_host": "127.0.0.1",
-               "dramatiq_prom_db": str(prom), "PROMETHEUS_MULTIPROC_DIR": str(prom)}
-    proc = stack.enter_context(worker({**env, **metrics}, herald.tmp_path / f"worker-{index}.log",
-                                      queues=("email.queue",), threads=WORKER_THREADS))
+    metrics = {
+        "dramatiq_prom_port": str(free_port()),
+        "dramatiq_prom_host": "127.0.0.1",
+        "dramatiq_prom_db": str(prom),
+        "PROMETHEUS_MULTIPROC_DIR": str(prom),
+    }
+    proc = stack.enter_context(
+        worker(
+            {**env, **metrics}, herald.tmp_path / f"worker-{index}.log", queues=("email.queue",), threads=WORKER_THREADS
+        )
+    )
     herald.workers.append(proc)
     return proc
 
@@ -187,29 +220,54 @@ def herald(database_url, redis_prefix, rabbit_vhost, tmp_path):
         ports = {name: free_port() for name in ("gateway", "users", "templates")}
         env = make_env(
             database_url=f"postgresql://root@127.0.0.1:{proxies['postgres'].port}/{db_name}",
-            redis_prefix=redis_prefix, rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{proxies['rabbitmq'].port}/{vhost}",
+            redis_prefix=redis_prefix,
+            rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{proxies['rabbitmq'].port}/{vhost}",
             REDIS_URL=f"redis://127.0.0.1:{proxies['redis'].port}/0",
-            RATE_LIMIT_PER_HOUR=str(10**9), GATEWAY_PORT=str(ports["gateway"]), USERS_PORT=str(ports["users"]),
-            TEMPLATES_PORT=str(ports["templates"]), USER_SERVICE_URL=f"http://127.0.0.1:{ports['users']}",
-            TEMPLATE_SERVICE_URL=f"http://127.0.0.1:{ports['templates']}", HOST="127.0.0.1",
-            WORKER_PREFETCH=str(WORKER_PREFETCH), **smtp.env, **FAST)
-        herald = Herald(gateway=f"http://127.0.0.1:{ports['gateway']}", env=env, database_url=database_url,
-                        vhost=vhost, proxies=proxies, smtp=smtp, tmp_path=tmp_path)
+            RATE_LIMIT_PER_HOUR=str(10**9),
+            GATEWAY_PORT=str(ports["gateway"]),
+            USERS_PORT=str(ports["users"]),
+            TEMPLATES_PORT=str(ports["templates"]),
+            USER_SERVICE_URL=f"http://127.0.0.1:{ports['users']}",
+            TEMPLATE_SERVICE_URL=f"http://127.0.0.1:{ports['templates']}",
+            HOST="127.0.0.1",
+            WORKER_PREFETCH=str(WORKER_PREFETCH),
+            **smtp.env,
+            **FAST,
+        )
+        herald = Herald(
+            gateway=f"http://127.0.0.1:{ports['gateway']}",
+            env=env,
+            database_url=database_url,
+            vhost=vhost,
+            proxies=proxies,
+            smtp=smtp,
+            tmp_path=tmp_path,
+        )
         for role in ("users", "templates", "gateway"):
-            stack.enter_context(herald_process([str(BIN / "python"), "-m", f"web.{role}"], env,
-                                               tmp_path / f"{role}.log"))
+            stack.enter_context(
+                herald_process([str(BIN / "python"), "-m", f"web.{role}"], env, tmp_path / f"{role}.log")
+            )
         for index in (1, 2):
             start_worker(stack, herald, index, env)
         wait_for(lambda: _healthy(herald.gateway), timeout=40, interval=0.2, what="the gateway's /health")
         settings = Settings.from_env(env)
         herald.admin_token = issue_token(settings, sub=str(uuid.uuid4()), role="admin")
         code = "fault-" + uuid.uuid4().hex[:6]
-        _api(herald.gateway + "/api/v1/templates/", {"code": code, "name": "Fault", "subject": "{{ rid }}",
-                                                     "content": "<p>request {{ rid }}</p>"}, herald.admin_token)
-        user = _api(herald.gateway + "/api/v1/users/", {"name": "Fay", "email": "fay@example.com",
-                                                        "password": "fault-password-1",
-                                                        "preferences": {"email": True, "push": False}},
-                    herald.admin_token)
+        _api(
+            herald.gateway + "/api/v1/templates/",
+            {"code": code, "name": "Fault", "subject": "{{ rid }}", "content": "<p>request {{ rid }}</p>"},
+            herald.admin_token,
+        )
+        user = _api(
+            herald.gateway + "/api/v1/users/",
+            {
+                "name": "Fay",
+                "email": "fay@example.com",
+                "password": "fault-password-1",
+                "preferences": {"email": True, "push": False},
+            },
+            herald.admin_token,
+        )
         herald.user_id, herald.template_code = user["data"]["id"], code
         wait_for(lambda: _consumers(vhost) >= 2, timeout=40, interval=0.5, what="both workers consuming")
         yield herald
@@ -231,8 +289,16 @@ class Outage:
         return [a for a in ledger.attempts if a.started >= self.cut_at + grace and a.finished <= self.restored_at]
 
 
-async def outage(herald: Herald, dependency: str, ledger: Ledger, *, before: float = 2.0, down: float = 5.0,
-                 recover_timeout: float = 40.0, after: float = 2.0) -> Outage:
+async def outage(
+    herald: Herald,
+    dependency: str,
+    ledger: Ledger,
+    *,
+    before: float = 2.0,
+    down: float = 5.0,
+    recover_timeout: float = 40.0,
+    after: float = 2.0,
+) -> Outage:
     """Stream sends; cut ``dependency`` after ``before`` s, restore it ``down`` s later, keep sending
     until the gateway accepts again and ``after`` s more. (The sleeps shape the fault's timing only;
     every correctness check polls with a deadline.)"""
@@ -250,8 +316,9 @@ async def outage(herald: Herald, dependency: str, ledger: Ledger, *, before: flo
             restored_at = time.monotonic()
             deadline = restored_at + recover_timeout
             while not [a for a in ledger.attempts if a.started >= restored_at and a.status == 202]:
-                assert time.monotonic() < deadline, f"the gateway accepted nothing within {recover_timeout}s of " \
-                                                    f"{dependency} coming back"
+                assert time.monotonic() < deadline, (
+                    f"the gateway accepted nothing within {recover_timeout}s of {dependency} coming back"
+                )
                 await asyncio.sleep(0.1)
             recovered_at = time.monotonic()
             await asyncio.sleep(after)

@@ -27,9 +27,11 @@ async def test_dependency_outage_refuses_then_delivers_everything_accepted(heral
     await herald.settle(ledger, timeout=60)
     result = herald.reconcile(ledger)
     during = fault.during(ledger)
-    print(f"{dependency}: down {fault.restored_at - fault.cut_at:.1f}s, sends answered while down: {len(during)} "
-          f"({sorted({a.status for a in during}, key=str)}), first 202 {fault.recovered_at - fault.restored_at:.1f}s "
-          "after the restore")
+    print(
+        f"{dependency}: down {fault.restored_at - fault.cut_at:.1f}s, sends answered while down: {len(during)} "
+        f"({sorted({a.status for a in during}, key=str)}), first 202 {fault.recovered_at - fault.restored_at:.1f}s "
+        "after the restore"
+    )
     assert during, "no send was answered while the dependency was down"
     assert all(a.status == 503 for a in during), [(a.request_id, a.status, a.error) for a in during if a.status != 503]
     assert result.lost == 0, result.details()

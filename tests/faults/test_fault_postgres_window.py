@@ -1,6 +1,6 @@
 """PostgreSQL going away in the instant between the provider's acceptance of a mail and the
 worker's recording of it: the notification must still be delivered exactly once. No process
-crashes here, so the contract's only duplicate window (a crash between acceptance and recording)
+crashes here, so the only duplicate window (a crash between acceptance and recording)
 does not apply.
 
 The SMTP server's DATA handler is wrapped so that PostgreSQL's proxy is cut right after the message

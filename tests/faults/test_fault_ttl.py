@@ -1,8 +1,8 @@
 """Messages that end in ``failed.queue`` with a reason.
 
 * TTL expiry: a message that expires in ``email.queue`` is dead-lettered by RabbitMQ to
-  ``failed.queue`` with ``x-death`` reason ``expired``. The queue's own TTL is 24 h (contract,
-  section 4), so the message carries a short per-message ``expiration``; nothing consumes the
+  ``failed.queue`` with ``x-death`` reason ``expired``. The queue's own TTL is 24 h (README,
+  "Deploying"), so the message carries a short per-message ``expiration``; nothing consumes the
   queue, in a vhost of its own whose topology Herald's broker declares.
 * A permanent error (SMTP 550) ending in ``failed.queue`` with its reason and the status ``failed``
   with the error is covered, on a real worker process and SMTP server, by
@@ -18,7 +18,7 @@ import uuid
 
 import pika
 
-from middleware.topology import EMAIL_QUEUE, EXCHANGE, FAILED_QUEUE, ROUTING_KEYS
+from messaging.topology import EMAIL_QUEUE, EXCHANGE, FAILED_QUEUE, ROUTING_KEYS
 from tests.support.resources import declare_topology
 
 
@@ -30,9 +30,15 @@ def test_a_message_expiring_in_the_email_queue_ends_in_the_failed_queue_as_expir
     try:
         channel = conn.channel()
         channel.confirm_delivery()
-        channel.basic_publish(EXCHANGE, ROUTING_KEYS[EMAIL_QUEUE], json.dumps({"notification_id": nid}).encode(),
-                              pika.BasicProperties(delivery_mode=2, priority=5, message_id=nid, expiration="200",
-                                                   content_type="application/json"), mandatory=True)
+        channel.basic_publish(
+            EXCHANGE,
+            ROUTING_KEYS[EMAIL_QUEUE],
+            json.dumps({"notification_id": nid}).encode(),
+            pika.BasicProperties(
+                delivery_mode=2, priority=5, message_id=nid, expiration="200", content_type="application/json"
+            ),
+            mandatory=True,
+        )
         deadline = time.monotonic() + 15
         while True:
             method, properties, body = channel.basic_get(FAILED_QUEUE)

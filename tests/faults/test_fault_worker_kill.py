@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import redis
 
-from actors.delivery import CLAIM_MS
+from middleware.stack import CLAIM_MS
 from tests.faults.conftest import WORKER_PREFETCH, WORKER_THREADS
 from tests.support.ledger import Ledger
 from tests.support.resources import REDIS_URL
@@ -73,8 +73,10 @@ async def test_worker_sigkill_mid_stream_loses_nothing(herald):
         done.set()
         expired = await claims
     result = herald.reconcile(ledger)
-    print(f"killed worker 1 (pid {victim.pid}) with {delivered_at_kill} of {SENDS} delivered; "
-          f"it had delivered {delivered_by(victim_log)}; orphaned send claims expired early: {len(expired)}")
+    print(
+        f"killed worker 1 (pid {victim.pid}) with {delivered_at_kill} of {SENDS} delivered; "
+        f"it had delivered {delivered_by(victim_log)}; orphaned send claims expired early: {len(expired)}"
+    )
     assert result.accepted == SENDS, result.line()  # no dependency was down: every send is accepted
     assert result.lost == 0, result.details()
     assert result.bad_status == 0, result.details()

@@ -10,15 +10,14 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import current_millis
 
+from messaging.messages import FAILURE_REASON, RETRIES, RETRY_SCHEDULED
 from middleware.backoff import (
-    FAILURE_REASON,
     MAX_DELAY_MS,
-    RETRIES,
     RETRIES_EXHAUSTED,
-    RETRY_SCHEDULED,
     Backoff,
     compute_delay,
     retry_delay,
+    schedule_ms,
 )
 from middleware.dead_letter import DeadLetter
 from providers.errors import PermanentProviderError, RetryableProviderError
@@ -29,13 +28,19 @@ class FakeStatus:
         self.records: list[dict] = []
 
     def record(self, notification_id, *, outcome, status, error=None):
-        self.records.append({"id": notification_id, "outcome": outcome, "status": status, "error": error,
-                             "at": current_millis()})
+        self.records.append(
+            {"id": notification_id, "outcome": outcome, "status": status, "error": error, "at": current_millis()}
+        )
 
 
 def test_compute_delay_is_unit_times_two_to_the_n():
     assert [compute_delay(n, 1000) for n in range(1, 6)] == [2000, 4000, 8000, 16000, 32000]
     assert [compute_delay(n, 100) for n in range(1, 6)] == [200, 400, 800, 1600, 3200]
+
+
+def test_the_whole_schedule_is_the_sum_of_its_waits():
+    assert schedule_ms(5, 1000) == 2000 + 4000 + 8000 + 16000 + 32000
+    assert schedule_ms(0, 1000) == 0
 
 
 def test_compute_delay_rejects_retry_zero():
@@ -52,8 +57,9 @@ def test_retry_after_is_a_lower_bound_and_the_wait_is_capped():
 
 
 def make_broker(status: FakeStatus, *, max_retries: int = 5, unit_ms: int = 1):
-    broker = StubBroker(middleware=[DeadLetter(status=status),
-                                    Backoff(status=status, max_retries=max_retries, unit_ms=unit_ms)])
+    broker = StubBroker(
+        middleware=[DeadLetter(status=status), Backoff(status=status, max_retries=max_retries, unit_ms=unit_ms)]
+    )
     broker.emit_after("process_boot")
     return broker
 
@@ -161,7 +167,8 @@ def test_a_failed_publish_leaves_the_message_to_the_dead_letter():
     message = FakeMessage()
     message.copy = lambda **kw: message
     Backoff(status=FakeStatus(), max_retries=5, unit_ms=1).after_process_message(
-        Broken(), message, exception=RetryableProviderError("x", reason="smtp_4xx"))
+        Broken(), message, exception=RetryableProviderError("x", reason="smtp_4xx")
+    )
     assert RETRY_SCHEDULED not in message.options
     assert message.options[FAILURE_REASON] == "retry_not_published"
 

@@ -10,11 +10,11 @@ import pytest
 import redis
 from dramatiq.brokers.stub import StubBroker
 
+from messaging.messages import CIRCUIT_DEFERRALS
 from middleware.backoff import Backoff
 from middleware.circuit_breaker import (
     ALLOW,
     CLOSED,
-    DEFERRALS,
     HALF_OPEN,
     OPEN,
     PROBE,
@@ -24,7 +24,7 @@ from middleware.circuit_breaker import (
     Policy,
     SharedBreaker,
 )
-from models.keys import Keys
+from models.redis_keys import RedisKeys
 from providers.errors import PermanentProviderError, RetryableProviderError
 from tests.support.resources import REDIS_URL
 
@@ -32,6 +32,7 @@ POLICY = Policy(failure_threshold=3, recovery_timeout_s=10, success_threshold=2)
 
 
 # -- the state machine ---------------------------------------------------------------------------
+
 
 def fail(state: BreakerState, times: int, now: float = 100.0) -> BreakerState:
     for _ in range(times):
@@ -95,6 +96,7 @@ def test_hash_round_trip_and_garbage():
 
 # -- shared through Redis ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def client():
     c = redis.Redis.from_url(REDIS_URL, decode_responses=True)
@@ -105,8 +107,12 @@ def client():
 def pair(client, prefix: str, policy: Policy) -> tuple[SharedBreaker, SharedBreaker]:
     """Two breakers on one key with their own connections, as two worker processes have."""
     other = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    key = Keys(prefix).circuit("smtp")
-    return SharedBreaker(redis=client, key=key, policy=policy), SharedBreaker(redis=other, key=key, policy=policy)
+    key = RedisKeys(prefix).circuit("smtp")
+    probe = RedisKeys(prefix).circuit_probe("smtp")
+    return (
+        SharedBreaker(redis=client, key=key, probe_key=probe, policy=policy),
+        SharedBreaker(redis=other, key=key, probe_key=probe, policy=policy),
+    )
 
 
 def test_two_processes_share_one_breaker(client, redis_prefix):
@@ -136,7 +142,11 @@ def test_two_processes_share_one_breaker(client, redis_prefix):
     b.record_success()
     b.release_probe("m4")
     assert client.hgetall(key) | {"last_failure_time": "x"} == {
-        "state": CLOSED, "failure_count": "0", "success_count": "0", "last_failure_time": "x"}
+        "state": CLOSED,
+        "failure_count": "0",
+        "success_count": "0",
+        "last_failure_time": "x",
+    }
     assert not client.exists(f"{key}:probe")
 
 
@@ -165,8 +175,15 @@ def test_concurrent_failures_are_all_counted(client, redis_prefix):
     import threading
 
     policy = Policy(failure_threshold=1000, recovery_timeout_s=1, success_threshold=1)
-    breakers = [SharedBreaker(redis=redis.Redis.from_url(REDIS_URL, decode_responses=True),
-                              key=Keys(redis_prefix).circuit("fcm"), policy=policy) for _ in range(4)]
+    breakers = [
+        SharedBreaker(
+            redis=redis.Redis.from_url(REDIS_URL, decode_responses=True),
+            key=RedisKeys(redis_prefix).circuit("fcm"),
+            probe_key=RedisKeys(redis_prefix).circuit_probe("fcm"),
+            policy=policy,
+        )
+        for _ in range(4)
+    ]
     threads = [threading.Thread(target=lambda b=b: [b.record_failure() for _ in range(25)]) for b in breakers]
     for t in threads:
         t.start()
@@ -177,6 +194,7 @@ def test_concurrent_failures_are_all_counted(client, redis_prefix):
 
 # -- the middleware ------------------------------------------------------------------------------
 
+
 class FakeStatus:
     def record(self, *args, **kwargs):
         pass
@@ -184,7 +202,7 @@ class FakeStatus:
 
 def test_open_circuit_defers_without_touching_the_provider_or_spending_retries(client, redis_prefix):
     policy = Policy(failure_threshold=2, recovery_timeout_s=0.5, success_threshold=1)
-    breaker_mw = CircuitBreaker(redis=client, keys=Keys(redis_prefix), policy=policy)
+    breaker_mw = CircuitBreaker(redis=client, keys=RedisKeys(redis_prefix), policy=policy)
     broker = StubBroker(middleware=[breaker_mw, Backoff(status=FakeStatus(), max_retries=5, unit_ms=1)])
     broker.emit_after("process_boot")
     calls: list[str] = []
@@ -202,7 +220,7 @@ def test_open_circuit_defers_without_touching_the_provider_or_spending_retries(c
     enqueue = broker.enqueue
 
     def spy(message, *, delay=None):
-        if delay is not None and message.options.get(DEFERRALS):
+        if delay is not None and message.options.get(CIRCUIT_DEFERRALS):
             deferred.append(dict(message.options))
         return enqueue(message, delay=delay)
 
@@ -210,7 +228,7 @@ def test_open_circuit_defers_without_touching_the_provider_or_spending_retries(c
     worker = dramatiq.Worker(broker, worker_timeout=10, worker_threads=1)
     worker.start()
     try:
-        send_email.send({"id": "a"})      # fails, retried
+        send_email.send({"id": "a"})  # fails, retried
         broker.join("email.queue", fail_fast=False)
         worker.join()
         assert breaker_mw.breaker("smtp").read().state == CLOSED
@@ -229,9 +247,10 @@ def test_redis_away_lets_messages_through():
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, decode_responses=True,
-                       retry=Retry(NoBackoff(), 0))
-    broker = StubBroker(middleware=[CircuitBreaker(redis=dead, keys=Keys("x:"), policy=POLICY)])
+    dead = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, decode_responses=True, retry=Retry(NoBackoff(), 0)
+    )
+    broker = StubBroker(middleware=[CircuitBreaker(redis=dead, keys=RedisKeys("x:"), policy=POLICY)])
     broker.emit_after("process_boot")
     calls = []
 

@@ -47,8 +47,13 @@ async def world(stack):
     victim = await stack.create_user(name="Victoria Victim", push_token="tok_" + uuid.uuid4().hex * 3)
     mallory = await stack.create_user(name="Mallory")
     template = await stack.create_template()
-    resp = await stack.send(notification_type="email", user_id=victim["id"], template_code=template["code"],
-                            variables={"name": "V", "link": "https://example.com"}, request_id=uuid.uuid4().hex)
+    resp = await stack.send(
+        notification_type="email",
+        user_id=victim["id"],
+        template_code=template["code"],
+        variables={"name": "V", "link": "https://example.com"},
+        request_id=uuid.uuid4().hex,
+    )
     assert resp.status == 202, await resp.text()
     nid = (await resp.json())["data"]["notification_id"]
     return stack, victim, mallory, template, nid
@@ -60,6 +65,7 @@ async def admin_view(stack, path: str) -> dict:
 
 
 # --- object level ----------------------------------------------------------------------------
+
 
 async def test_user_token_cannot_reach_another_users_objects(world):
     stack, victim, mallory, _, nid = world
@@ -98,10 +104,12 @@ async def test_user_token_cannot_reach_another_users_objects(world):
         assert nid not in text and (resp.status != 200 or body["meta"]["total"] == 0), (query, text)
     # nothing changed
     after = await admin_view(stack, f"/api/v1/users/{vid}")
-    assert {k: after[k] for k in ("name", "email", "push_token", "preferences", "role", "is_active")} == \
-        {k: victim[k] for k in ("name", "email", "push_token", "preferences", "role", "is_active")}
-    login = await stack.client.post("/api/v1/auth/login", json={"email": victim["email"],
-                                                                "password": "correct-horse-1"})
+    assert {k: after[k] for k in ("name", "email", "push_token", "preferences", "role", "is_active")} == {
+        k: victim[k] for k in ("name", "email", "push_token", "preferences", "role", "is_active")
+    }
+    login = await stack.client.post(
+        "/api/v1/auth/login", json={"email": victim["email"], "password": "correct-horse-1"}
+    )
     assert login.status == 200
     # the victim's own listing is unaffected; mallory's own listing sees nothing of it
     mine = await stack.client.get("/api/v1/notifications/", headers=token)
@@ -111,8 +119,10 @@ async def test_user_token_cannot_reach_another_users_objects(world):
 async def test_another_users_object_is_indistinguishable_from_a_missing_one(world):
     stack, victim, mallory, _, nid = world
     token = stack.auth(stack.token(mallory["id"]))
-    for existing, missing in ((f"/api/v1/users/{victim['id']}", f"/api/v1/users/{uuid.uuid4()}"),
-                              (f"/api/v1/notifications/{nid}", f"/api/v1/notifications/{uuid.uuid4()}")):
+    for existing, missing in (
+        (f"/api/v1/users/{victim['id']}", f"/api/v1/users/{uuid.uuid4()}"),
+        (f"/api/v1/notifications/{nid}", f"/api/v1/notifications/{uuid.uuid4()}"),
+    ):
         a = await envelope(await stack.client.get(existing, headers=token), 403, 404)
         b = await envelope(await stack.client.get(missing, headers=token), 403, 404)
         assert (a["error"], a["message"]) == (b["error"], b["message"]), (existing, a, b)
@@ -130,10 +140,9 @@ async def test_receipts_are_for_service_and_admin_only(world):
     assert (await envelope(resp, 401))["error"] == "UNAUTHORIZED"
     note = await admin_view(stack, f"/api/v1/notifications/{nid}")
     assert note["status"] == "pending" and note["error"] is None
-    # a service token may record it (contract: service or admin)
+    # a service token may record it (README, "Access": service or admin)
     service = stack.auth(stack.token("email-provider-hook", "service"))
-    resp = await stack.client.post("/api/v1/email/status/", json={**receipt, "error": "550 bounce"},
-                                   headers=service)
+    resp = await stack.client.post("/api/v1/email/status/", json={**receipt, "error": "550 bounce"}, headers=service)
     assert (await envelope(resp, 200))["data"]["status"] == "failed"
 
 
@@ -171,9 +180,11 @@ async def test_dead_letter_endpoints_are_admin_only_when_served(world):
         pytest.skip("no /api/v1/dead-letters route is served yet")
     for method, canonical in sorted(paths):
         path = canonical.replace("{notification_id}", nid)
-        for token, status, code in ((None, 401, "UNAUTHORIZED"),
-                                    (stack.token(victim["id"]), 403, "FORBIDDEN"),
-                                    (stack.token(victim["id"], "service"), 403, "FORBIDDEN")):
+        for token, status, code in (
+            (None, 401, "UNAUTHORIZED"),
+            (stack.token(victim["id"]), 403, "FORBIDDEN"),
+            (stack.token(victim["id"], "service"), 403, "FORBIDDEN"),
+        ):
             headers = {} if token is None else stack.auth(token)
             resp = await stack.client.request(method, path, headers=headers, json={} if method == "POST" else None)
             body = await envelope(resp, status)
@@ -184,32 +195,50 @@ async def test_dead_letter_endpoints_are_admin_only_when_served(world):
 
 # --- function level: escalation --------------------------------------------------------------
 
+
 async def test_user_cannot_escalate_or_reactivate_itself(world):
     stack, victim, _, _, _ = world
     me = stack.auth(stack.token(victim["id"]))
     path = f"/api/v1/users/{victim['id']}"
-    for body in ({"role": "admin"}, {"role": "service"}, {"role": "user"}, {"is_active": True},
-                 {"is_active": False}, {"name": "Still me", "role": "admin"},
-                 {"preferences": {"email": True}, "is_active": True}):
+    for body in (
+        {"role": "admin"},
+        {"role": "service"},
+        {"role": "user"},
+        {"is_active": True},
+        {"is_active": False},
+        {"name": "Still me", "role": "admin"},
+        {"preferences": {"email": True}, "is_active": True},
+    ):
         resp = await stack.client.patch(path, json=body, headers=me)
         assert (await envelope(resp, 403))["error"] == "FORBIDDEN", body
     # fields no one may set by PATCH (mass assignment)
-    for body in ({"id": str(uuid.uuid4())}, {"password_hash": "scrypt$x"}, {"created_at": "2000-01-01"},
-                 {"ROLE": "admin"}, {"role ": "admin"}):
+    for body in (
+        {"id": str(uuid.uuid4())},
+        {"password_hash": "scrypt$x"},
+        {"created_at": "2000-01-01"},
+        {"ROLE": "admin"},
+        {"role ": "admin"},
+    ):
         resp = await stack.client.patch(path, json=body, headers=me)
         assert (await envelope(resp, 400))["error"] == "VALIDATION_ERROR", body
     after = await admin_view(stack, path)
     assert after["role"] == "user" and after["is_active"] is True and after["name"] == victim["name"]
     # a fresh login still yields a user token
-    resp = await stack.client.post("/api/v1/auth/login", json={"email": victim["email"],
-                                                               "password": "correct-horse-1"})
+    resp = await stack.client.post("/api/v1/auth/login", json={"email": victim["email"], "password": "correct-horse-1"})
     token = (await envelope(resp, 200))["data"]["access_token"]
     assert jwt.decode(token, options={"verify_signature": False})["role"] == "user"
     # registration cannot choose a role without an admin token
     for headers in ({}, me, stack.auth(stack.token("svc", "service"))):
-        resp = await stack.client.post("/api/v1/users/", headers=headers, json={
-            "name": "Climber", "email": f"c-{uuid.uuid4().hex[:6]}@example.com", "password": "long-enough-1",
-            "role": "admin"})
+        resp = await stack.client.post(
+            "/api/v1/users/",
+            headers=headers,
+            json={
+                "name": "Climber",
+                "email": f"c-{uuid.uuid4().hex[:6]}@example.com",
+                "password": "long-enough-1",
+                "role": "admin",
+            },
+        )
         assert (await envelope(resp, 403))["error"] == "FORBIDDEN"
 
 
@@ -234,14 +263,21 @@ async def test_service_and_admin_differ_only_where_the_contract_says(world):
 
 # --- the token itself --------------------------------------------------------------------------
 
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _claims(**over) -> dict:
     now = int(time.time())
-    claims = {"sub": str(uuid.uuid4()), "role": "admin", "iss": "herald", "aud": "herald-api", "iat": now,
-              "exp": now + 600}
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "role": "admin",
+        "iss": "herald",
+        "aud": "herald-api",
+        "iat": now,
+        "exp": now + 600,
+    }
     claims.update(over)
     return {k: v for k, v in claims.items() if v is not ...}
 
@@ -262,8 +298,9 @@ def _hmac_with_header(claims: dict, header: dict, *, key: bytes = JWT_SECRET.enc
 
 def _rsa_pair():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return key, public_pem
 
 
@@ -278,12 +315,11 @@ def forged_tokens() -> dict[str, str]:
         "HS384 with the right secret": _hs(_claims(), alg="HS384"),
         "RS256 header over an HMAC signature": _hmac_with_header(_claims(), {"alg": "RS256", "typ": "JWT"}),
         "RS256 with an attacker's key": jwt.encode(_claims(), key, algorithm="RS256"),
-        "HS256 keyed with an attacker's public key": _hmac_with_header(_claims(), {"alg": "HS256"},
-                                                                       key=public_pem),
-        "kid pointing at a file": _hmac_with_header(_claims(), {"alg": "HS256", "kid": "../../../dev/null"},
-                                                    key=b""),
-        "jwk header with an attacker's key": jwt.encode(_claims(), key, algorithm="RS256",
-                                                        headers={"jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}}),
+        "HS256 keyed with an attacker's public key": _hmac_with_header(_claims(), {"alg": "HS256"}, key=public_pem),
+        "kid pointing at a file": _hmac_with_header(_claims(), {"alg": "HS256", "kid": "../../../dev/null"}, key=b""),
+        "jwk header with an attacker's key": jwt.encode(
+            _claims(), key, algorithm="RS256", headers={"jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}}
+        ),
         "no exp": _hs(_claims(exp=...)),
         "no sub": _hs(_claims(sub=...)),
         "no role": _hs(_claims(role=...)),
@@ -304,8 +340,11 @@ def forged_tokens() -> dict[str, str]:
         "exp not a number": _hs(_claims(exp="tomorrow")),
         "wrong key": _hs(_claims(), key="another-secret-0123456789abcdef-0123456789"),
         "signature stripped": _hs(_claims()).rsplit(".", 1)[0] + ".",
-        "payload swapped": _hs(_claims(role="user")).split(".")[0] + "." + _b64(json.dumps(_claims()).encode())
-        + "." + _hs(_claims(role="user")).split(".")[2],
+        "payload swapped": _hs(_claims(role="user")).split(".")[0]
+        + "."
+        + _b64(json.dumps(_claims()).encode())
+        + "."
+        + _hs(_claims(role="user")).split(".")[2],
     }
 
 
@@ -353,9 +392,14 @@ async def test_token_outside_the_authorization_header_is_ignored(stack):
         for query in (f"access_token={token}", f"token={token}", f"jwt={token}", f"authorization=Bearer%20{token}"):
             resp = await stack.client.get(f"{path}?{query}")
             assert (await envelope(resp, 401))["error"] == "UNAUTHORIZED", (path, query)
-        for headers in ({"Cookie": f"access_token={token}"}, {"X-Access-Token": token},
-                        {"Authorization": token}, {"Authorization": f"Basic {token}"},
-                        {"Authorization": f"Token {token}"}, {"Authorization": "Bearer"},
-                        {"Authorization": f"Bearer {token}.{token}"}):
+        for headers in (
+            {"Cookie": f"access_token={token}"},
+            {"X-Access-Token": token},
+            {"Authorization": token},
+            {"Authorization": f"Basic {token}"},
+            {"Authorization": f"Token {token}"},
+            {"Authorization": "Bearer"},
+            {"Authorization": f"Bearer {token}.{token}"},
+        ):
             resp = await stack.client.get(path, headers=headers)
             assert (await envelope(resp, 401))["error"] == "UNAUTHORIZED", (path, headers)

@@ -81,27 +81,66 @@ def operations() -> list[Operation]:
 
 
 OPERATIONS = operations()
-ALL_QUERY_NAMES = sorted({q for op in OPERATIONS for q in op.query} | {"page", "limit", "user_id", "language",
-                                                                         "code", "status", "notification_type"})
+ALL_QUERY_NAMES = sorted(
+    {q for op in OPERATIONS for q in op.query}
+    | {"page", "limit", "user_id", "language", "code", "status", "notification_type"}
+)
 
 # --- strategies ---------------------------------------------------------------------------------
 
 HUGE = st.sampled_from([10_000, 100_000, 600_000]).map(lambda n: "é" * n)
 TEXT = st.one_of(
     st.text(max_size=40),
-    st.tuples(st.text(max_size=8), st.sampled_from(["\x00", "\r\n", "\ud800", "\x7f", "%"]), st.text(max_size=8))
-    .map("".join),
+    st.tuples(st.text(max_size=8), st.sampled_from(["\x00", "\r\n", "\ud800", "\x7f", "%"]), st.text(max_size=8)).map(
+        "".join
+    ),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=20),
-    st.sampled_from(["", " ", "\r\nBcc: v@example.com", "\x00", "../../etc/passwd", "%00", "%2F..%2F", "{{ 7*7 }}",
-                     "' OR 1=1 --", "\"", "\\", "NaN", "-1", "0", "1e309", "99999999999999999999999", "true",
-                     "null", "[]", "{}", "\u202e", "\ud7ff", "\U0001F4A9" * 10, "a" * 129, str(uuid.uuid4()),
-                     str(uuid.uuid4()).upper(), "00000000-0000-0000-0000-000000000000", "admin"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\r\nBcc: v@example.com",
+            "\x00",
+            "../../etc/passwd",
+            "%00",
+            "%2F..%2F",
+            "{{ 7*7 }}",
+            "' OR 1=1 --",
+            '"',
+            "\\",
+            "NaN",
+            "-1",
+            "0",
+            "1e309",
+            "99999999999999999999999",
+            "true",
+            "null",
+            "[]",
+            "{}",
+            "\u202e",
+            "\ud7ff",
+            "\U0001f4a9" * 10,
+            "a" * 129,
+            str(uuid.uuid4()),
+            str(uuid.uuid4()).upper(),
+            "00000000-0000-0000-0000-000000000000",
+            "admin",
+        ]
+    ),
 )
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=-(10**30), max_value=10**30),
-                    st.floats(allow_nan=False, allow_infinity=False), TEXT)
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                     st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                    max_leaves=12)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    TEXT,
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def body_strategy(op: Operation) -> st.SearchStrategy:
@@ -109,8 +148,9 @@ def body_strategy(op: Operation) -> st.SearchStrategy:
     most of the time, anything else the rest."""
     if op.body_fields:
         shaped = st.fixed_dictionaries({}, optional={name: st.one_of(JSON, HUGE) for name in op.body_fields})
-        extra = st.dictionaries(st.sampled_from([*op.body_fields, "role", "is_active", "id", "status", "x"]), JSON,
-                                max_size=3)
+        extra = st.dictionaries(
+            st.sampled_from([*op.body_fields, "role", "is_active", "id", "status", "x"]), JSON, max_size=3
+        )
         objects = st.one_of(shaped, st.builds(lambda a, b: {**a, **b}, shaped, extra))
     else:
         objects = st.dictionaries(st.text(max_size=8), JSON, max_size=3)
@@ -120,11 +160,24 @@ def body_strategy(op: Operation) -> st.SearchStrategy:
         st.integers(5, 3000).map(lambda d: b"[" * d + b"]" * d),
         st.integers(5, 3000).map(lambda d: b'{"a":' * d + b"1" + b"}" * d),
         st.just(b'{"x": "' + b"a" * (1024 * 1024 + 16) + b'"}'),
-        st.sampled_from([b"", b"{", b"null", b'{"a": NaN}', b'{"a": Infinity}', b"\xff\xfe{}", b'{"\\u0000": 1}',
-                         b'{"a": "\\ud800"}', b'{"a": 1, "a": 2}']),
+        st.sampled_from(
+            [
+                b"",
+                b"{",
+                b"null",
+                b'{"a": NaN}',
+                b'{"a": Infinity}',
+                b"\xff\xfe{}",
+                b'{"\\u0000": 1}',
+                b'{"a": "\\ud800"}',
+                b'{"a": 1, "a": 2}',
+            ]
+        ),
     ).map(lambda b: (b, "application/json"))
-    other_type = st.tuples(st.binary(max_size=32), st.sampled_from(["text/plain", "application/x-www-form-urlencoded",
-                                                                    "multipart/form-data", ""]))
+    other_type = st.tuples(
+        st.binary(max_size=32),
+        st.sampled_from(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]),
+    )
     return st.one_of(as_json, as_json, as_json, raw, other_type, st.just((None, None)))
 
 
@@ -140,8 +193,9 @@ def segment_strategy() -> st.SearchStrategy:
 
 def query_strategy(op: Operation) -> st.SearchStrategy:
     names = st.sampled_from([*op.query, *ALL_QUERY_NAMES, "access_token", "x"])
-    pairs = st.lists(st.tuples(names, st.one_of(TEXT, st.sampled_from(["@user", "@other"]),
-                                                 st.integers().map(str))), max_size=4)
+    pairs = st.lists(
+        st.tuples(names, st.one_of(TEXT, st.sampled_from(["@user", "@other"]), st.integers().map(str))), max_size=4
+    )
     return pairs
 
 
@@ -163,10 +217,15 @@ def case_strategy(op: Operation) -> st.SearchStrategy:
         segments=st.fixed_dictionaries({p: segment_strategy() for p in params}),
         query=query_strategy(op),
         body=body_strategy(op) if op.has_body else st.one_of(st.just((None, None)), body_strategy(op)),
-        correlation_id=st.one_of(st.none(), st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E),
-                                                     max_size=140)),
-        method=st.one_of(st.just(op.method), st.just(op.method), st.just(op.method),
-                         st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])),
+        correlation_id=st.one_of(
+            st.none(), st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=140)
+        ),
+        method=st.one_of(
+            st.just(op.method),
+            st.just(op.method),
+            st.just(op.method),
+            st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+        ),
     )
 
 
@@ -174,8 +233,14 @@ def draw(strategy: st.SearchStrategy, n: int) -> list:
     """``n``-ish examples of ``strategy``, drawn by hypothesis (deterministically) outside any event loop."""
     out: list = []
 
-    @settings(max_examples=n, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(example):
         out.append(example)
@@ -186,23 +251,37 @@ def draw(strategy: st.SearchStrategy, n: int) -> list:
 
 # --- the replay -------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 async def fuzz_stack(aiohttp_server, aiohttp_client, database_url, redis_prefix, rabbit_vhost):
     """The stack on a vhost of its own: the dead-letter endpoints read and replay ``failed.queue``."""
     url, _ = rabbit_vhost
-    env = make_env(database_url=database_url, redis_prefix=redis_prefix, rabbitmq_url=url,
-                   RATE_LIMIT_PER_HOUR="100000")
+    env = make_env(database_url=database_url, redis_prefix=redis_prefix, rabbitmq_url=url, RATE_LIMIT_PER_HOUR="100000")
     stack = await start_stack(aiohttp_server, aiohttp_client, env)
     user = await stack.create_user()
     other = await stack.create_user(push_token="tok_" + uuid.uuid4().hex * 3)
     template = await stack.create_template()
-    resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                            variables={"name": "Ada", "link": "https://example.com"}, request_id="fuzz-seed")
+    resp = await stack.send(
+        notification_type="email",
+        user_id=user["id"],
+        template_code=template["code"],
+        variables={"name": "Ada", "link": "https://example.com"},
+        request_id="fuzz-seed",
+    )
     assert resp.status == 202, await resp.text()
-    ids = {"@user": user["id"], "@other": other["id"], "@template": template["code"],
-           "@notification": (await resp.json())["data"]["notification_id"]}
-    tokens = {"admin": stack.admin_token, "user": stack.token(user["id"]), "service": stack.token("fuzz", "service"),
-              "garbage": "eyJhbGciOiJub25lIn0.e30.", "none": None}
+    ids = {
+        "@user": user["id"],
+        "@other": other["id"],
+        "@template": template["code"],
+        "@notification": (await resp.json())["data"]["notification_id"],
+    }
+    tokens = {
+        "admin": stack.admin_token,
+        "user": stack.token(user["id"]),
+        "service": stack.token("fuzz", "service"),
+        "garbage": "eyJhbGciOiJub25lIn0.e30.",
+        "none": None,
+    }
     return stack, ids, tokens
 
 
@@ -304,17 +383,21 @@ async def test_fuzz_operations(fuzz_stack, group):
 
 # --- what the fuzzer found, pinned --------------------------------------------------------------
 
-@pytest.mark.parametrize("url", [
-    pytest.param("/api/v1/notifications/%00", id="notification-id"),
-    pytest.param("/api/v1/notifications/a%00b/", id="notification-id-inner"),
-    pytest.param("/api/v1/templates/?code=%00", id="template-code-filter"),
-    pytest.param("/api/v1/users/%00", id="user-id"),
-    pytest.param("/api/v1/templates/%00", id="template-code-path"),
-    pytest.param("/api/v1/templates/%00/versions", id="template-versions"),
-    pytest.param("/api/v1/templates/?language=%00", id="template-language-filter"),
-    pytest.param("/api/v1/notifications/?status=%00", id="notification-status-filter"),
-    pytest.param("/api/v1/notifications/?user_id=%00", id="notification-user-filter"),
-])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("/api/v1/notifications/%00", id="notification-id"),
+        pytest.param("/api/v1/notifications/a%00b/", id="notification-id-inner"),
+        pytest.param("/api/v1/templates/?code=%00", id="template-code-filter"),
+        pytest.param("/api/v1/users/%00", id="user-id"),
+        pytest.param("/api/v1/templates/%00", id="template-code-path"),
+        pytest.param("/api/v1/templates/%00/versions", id="template-versions"),
+        pytest.param("/api/v1/templates/?language=%00", id="template-language-filter"),
+        pytest.param("/api/v1/notifications/?status=%00", id="notification-status-filter"),
+        pytest.param("/api/v1/notifications/?user_id=%00", id="notification-user-filter"),
+    ],
+)
 async def test_nul_in_ids_and_filters_is_a_4xx(stack, url):
     from yarl import URL
 

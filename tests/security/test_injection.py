@@ -40,15 +40,28 @@ async def expect_400(resp, what) -> dict:
 
 
 def send_body(user: dict, template: dict, **variables) -> dict:
-    return {"notification_type": "email", "user_id": user["id"], "template_code": template["code"],
-            "variables": {"name": "Ada", **variables}, "request_id": uuid.uuid4().hex}
+    return {
+        "notification_type": "email",
+        "user_id": user["id"],
+        "template_code": template["code"],
+        "variables": {"name": "Ada", **variables},
+        "request_id": uuid.uuid4().hex,
+    }
 
 
-LINE_BREAKS = ["Hi\r\nBcc: victim@example.com", "Hi\nBcc: victim@example.com", "Hi\rBcc: victim@example.com",
-               "Hi\x00Bcc: victim@example.com", "Hi\tthere\x0bBcc: x", "Hi\x1bBcc: x", "Hi\x7f"]
+LINE_BREAKS = [
+    "Hi\r\nBcc: victim@example.com",
+    "Hi\nBcc: victim@example.com",
+    "Hi\rBcc: victim@example.com",
+    "Hi\x00Bcc: victim@example.com",
+    "Hi\tthere\x0bBcc: x",
+    "Hi\x1bBcc: x",
+    "Hi\x7f",
+]
 
 
 # --- refused when stored ------------------------------------------------------------------------
+
 
 async def test_line_breaks_in_template_headers_are_refused_at_creation_and_update(stack):
     template = await stack.create_template()
@@ -57,30 +70,45 @@ async def test_line_breaks_in_template_headers_are_refused_at_creation_and_updat
             body = {"code": f"inj-{uuid.uuid4().hex[:6]}", "name": "n", "content": "<p>x</p>", field: value}
             resp = await stack.client.post("/api/v1/templates/", json=body, headers=stack.auth())
             await expect_400(resp, (field, value))
-            resp = await stack.client.put(f"/api/v1/templates/{template['code']}", json={field: value},
-                                          headers=stack.auth())
+            resp = await stack.client.put(
+                f"/api/v1/templates/{template['code']}", json={field: value}, headers=stack.auth()
+            )
             await expect_400(resp, ("PUT", field, value))
     # a subject whose *template text* would produce a line break is refused too, or folded when rendered
     listing = await stack.client.get("/api/v1/templates/?limit=100", headers=stack.auth())
     assert (await listing.json())["meta"]["total"] == 1
-    current = (await (await stack.client.get(f"/api/v1/templates/{template['code']}",
-                                             headers=stack.auth())).json())["data"]
+    current = (await (await stack.client.get(f"/api/v1/templates/{template['code']}", headers=stack.auth())).json())[
+        "data"
+    ]
     assert current["version"] == 1
 
 
 async def test_line_breaks_in_user_names_and_emails_are_refused(stack):
     user = await stack.create_user()
     for value in LINE_BREAKS:
-        for field, bad in (("name", value), ("email", f"a{value[2:4]}@example.com"),
-                           ("email", f"ada@example.com{value[2:]}"), ("push_token", value)):
-            body = {"name": "Ada", "email": f"x-{uuid.uuid4().hex[:6]}@example.com", "password": "long-enough-1",
-                    field: bad}
+        for field, bad in (
+            ("name", value),
+            ("email", f"a{value[2:4]}@example.com"),
+            ("email", f"ada@example.com{value[2:]}"),
+            ("push_token", value),
+        ):
+            body = {
+                "name": "Ada",
+                "email": f"x-{uuid.uuid4().hex[:6]}@example.com",
+                "password": "long-enough-1",
+                field: bad,
+            }
             await expect_400(await stack.client.post("/api/v1/users/", json=body), ("POST", field, bad))
-            resp = await stack.client.patch(f"/api/v1/users/{user['id']}", json={field: bad},
-                                            headers=stack.auth())
+            resp = await stack.client.patch(f"/api/v1/users/{user['id']}", json={field: bad}, headers=stack.auth())
             await expect_400(resp, ("PATCH", field, bad))
-    for bad in ("a@b.com\r\n", "a@b.com, victim@example.com", "victim@example.com>, <a@b.com",
-                "a@b.com\r\nBcc: victim@example.com", "<a@b.com>", "a b@example.com"):
+    for bad in (
+        "a@b.com\r\n",
+        "a@b.com, victim@example.com",
+        "victim@example.com>, <a@b.com",
+        "a@b.com\r\nBcc: victim@example.com",
+        "<a@b.com>",
+        "a b@example.com",
+    ):
         body = {"name": "Ada", "email": bad, "password": "long-enough-1"}
         await expect_400(await stack.client.post("/api/v1/users/", json=body), ("email", bad))
     # send fields that end up in the message's routing are single-line too
@@ -92,6 +120,7 @@ async def test_line_breaks_in_user_names_and_emails_are_refused(stack):
 
 
 # --- end to end: variables rendered into the subject --------------------------------------------
+
 
 @pytest.fixture
 async def mail_stack(aiohttp_server, aiohttp_client, database_url, redis_prefix, rabbit_vhost):
@@ -202,8 +231,7 @@ ESCAPES = [
 
 
 async def _create(stack, content: str, subject: str = "Hi {{ name }}") -> dict:
-    body = {"code": f"hostile-{uuid.uuid4().hex[:8]}", "name": "hostile", "subject": subject,
-            "content": content}
+    body = {"code": f"hostile-{uuid.uuid4().hex[:8]}", "name": "hostile", "subject": subject, "content": content}
     resp = await stack.client.post("/api/v1/templates/", json=body, headers=stack.auth())
     assert resp.status in (201, 400), (resp.status, await resp.text())
     return (await resp.json())["data"] if resp.status == 201 else None
@@ -221,8 +249,9 @@ async def test_sandbox_escapes_through_the_send_path_are_quick_400s(stack):
     failures = []
     for source in ESCAPES:
         for field in ("content", "subject"):
-            template = await _create(stack, source if field == "content" else "<p>x</p>",
-                                     source if field == "subject" else "Hi")
+            template = await _create(
+                stack, source if field == "content" else "<p>x</p>", source if field == "subject" else "Hi"
+            )
             if template is None:  # refused at creation: as good
                 continue
             started = time.monotonic()
@@ -254,13 +283,16 @@ async def test_left_associative_power_is_harmless(stack):
 UNMAPPED = "defect: providers/rendering.py Renderer._render maps only some exceptions to RenderError"
 
 
-@pytest.mark.parametrize("source", [
-    pytest.param("{{ [1]|map|list }}", id="FilterArgumentError"),
-    pytest.param("{{ {'a': 1}|dictsort(by='nope') }}", id="FilterArgumentError-dictsort"),
-    pytest.param("{{ name|truncate(-1) }}", id="AssertionError"),
-    pytest.param("{{ ('x' * 500000)|replace('x', 'x' * 500000) }}", id="MemoryError"),
-    pytest.param("{% for i in range(3) %}{{ loop.cycle() }}{% endfor %}", id="TemplateRuntimeError-cycle"),
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("{{ [1]|map|list }}", id="FilterArgumentError"),
+        pytest.param("{{ {'a': 1}|dictsort(by='nope') }}", id="FilterArgumentError-dictsort"),
+        pytest.param("{{ name|truncate(-1) }}", id="AssertionError"),
+        pytest.param("{{ ('x' * 500000)|replace('x', 'x' * 500000) }}", id="MemoryError"),
+        pytest.param("{% for i in range(3) %}{{ loop.cycle() }}{% endfor %}", id="TemplateRuntimeError-cycle"),
+    ],
+)
 async def test_every_render_failure_is_a_400_not_a_500(stack, source):
     user = await stack.create_user()
     template = await _create(stack, source)
@@ -273,18 +305,25 @@ async def test_every_render_failure_is_a_400_not_a_500(stack, source):
 #: (``range(99999)`` twice, ``lipsum(10**8)``, one more ``**99``: minutes to hours); sized here to take
 #: ~3-5 s on the test machine so the test stays bounded. (``'x'|center(10**9)``, a 1 GB allocation
 #: before the output cap looks, is the same class but too memory-hungry to run here.)
-BLOCKS = ("defect: rendering has no time or work bound (providers/rendering.py) and the gateway renders "
-          "on its event loop (web/gateway/sending.py SendPipeline._check_renders), so one template "
-          "stalls every request")
+BLOCKS = (
+    "defect: rendering has no time or work bound (providers/rendering.py) and the gateway renders "
+    "on its event loop (web/gateway/sending.py SendPipeline._check_renders), so one template "
+    "stalls every request"
+)
 
 
-@pytest.mark.parametrize("source", [
-    pytest.param("{% for i in range(4000) %}{% for j in range(15000) %}{% endfor %}{% endfor %}",
-                 id="nested-loops-without-output"),
-    pytest.param("{{ lipsum(40000) }}", id="lipsum"),
-    # each ** is within MAX_EXPONENT, the result is not: 9**(99**3 * 5), ~4.6M digits
-    pytest.param("{{ (((9**99)**99)**99)**5 }}", id="power-tower"),
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(
+            "{% for i in range(4000) %}{% for j in range(15000) %}{% endfor %}{% endfor %}",
+            id="nested-loops-without-output",
+        ),
+        pytest.param("{{ lipsum(40000) }}", id="lipsum"),
+        # each ** is within MAX_EXPONENT, the result is not: 9**(99**3 * 5), ~4.6M digits
+        pytest.param("{{ (((9**99)**99)**99)**5 }}", id="power-tower"),
+    ],
+)
 async def test_costly_templates_are_cut_short_and_do_not_stall_the_gateway(stack, source):
     user = await stack.create_user()
     template = await _create(stack, source)

@@ -47,13 +47,32 @@ FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 #: google-auth always puts Google's token endpoint in ``aud``, whatever ``token_uri`` says.
 JWT_AUDIENCE = "https://oauth2.googleapis.com/token"
 _SEND_PATH = re.compile(r"/v1/projects/([^/]+)/messages:send")
-_GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-_DEFAULT_MESSAGE = {401: "Request had invalid authentication credentials.", 403: "SenderId mismatch",
-                    404: "Requested entity was not found.", 429: "Quota exceeded for sending messages.",
-                    500: "Internal error encountered.", 503: "The service is currently unavailable."}
-_DEFAULT_CODE = {400: "INVALID_ARGUMENT", 401: "THIRD_PARTY_AUTH_ERROR", 403: "SENDER_ID_MISMATCH",
-                 404: "UNREGISTERED", 429: "QUOTA_EXCEEDED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+_DEFAULT_MESSAGE = {
+    401: "Request had invalid authentication credentials.",
+    403: "SenderId mismatch",
+    404: "Requested entity was not found.",
+    429: "Quota exceeded for sending messages.",
+    500: "Internal error encountered.",
+    503: "The service is currently unavailable.",
+}
+_DEFAULT_CODE = {
+    400: "INVALID_ARGUMENT",
+    401: "THIRD_PARTY_AUTH_ERROR",
+    403: "SENDER_ID_MISMATCH",
+    404: "UNREGISTERED",
+    429: "QUOTA_EXCEEDED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 @lru_cache(maxsize=1)
@@ -64,8 +83,9 @@ def _private_key() -> rsa.RSAPrivateKey:
 def write_service_account(path: Path, *, project_id: str, token_uri: str) -> str:
     """Write a service-account JSON whose ``token_uri`` is ``token_uri``; returns the public key PEM."""
     key = _private_key()
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     info = {
         "type": "service_account",
         "project_id": project_id,
@@ -76,8 +96,11 @@ def write_service_account(path: Path, *, project_id: str, token_uri: str) -> str
         "token_uri": token_uri,
     }
     path.write_text(json.dumps(info, indent=2))
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def _client_email(project_id: str) -> str:
@@ -128,19 +151,31 @@ class FcmServer:
     @property
     def env(self) -> dict[str, str]:
         """Herald's settings pointing at this server."""
-        return {"FCM_PROJECT_ID": self.project_id, "FCM_CREDENTIALS_FILE": str(self.credentials_file),
-                "FCM_ENDPOINT": self.url}
+        return {
+            "FCM_PROJECT_ID": self.project_id,
+            "FCM_CREDENTIALS_FILE": str(self.credentials_file),
+            "FCM_ENDPOINT": self.url,
+        }
 
-    def fail_with(self, status: int, error_code: str | None = None, *, message: str | None = None,
-                  field: str | None = None, retry_after: int | None = None, times: int | None = None) -> None:
+    def fail_with(
+        self,
+        status: int,
+        error_code: str | None = None,
+        *,
+        message: str | None = None,
+        field: str | None = None,
+        retry_after: int | None = None,
+        times: int | None = None,
+    ) -> None:
         """Answer messages:send with an FCM error; ``error_code`` defaults to the usual one for ``status``.
 
         ``field`` adds a BadRequest fieldViolation (``"message.token"`` is how FCM flags a bad token),
         ``retry_after`` a Retry-After header, ``times`` limits the failure to the next N requests.
         """
         with self._cond:
-            self._failure = _Failure(status, error_code or _DEFAULT_CODE.get(status), message, field,
-                                     retry_after, times)
+            self._failure = _Failure(
+                status, error_code or _DEFAULT_CODE.get(status), message, field, retry_after, times
+            )
 
     def fail_token_with(self, status: int) -> None:
         """Answer the OAuth token endpoint with ``status`` (400 is invalid_grant) until cleared."""
@@ -171,8 +206,9 @@ class FcmServer:
         httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         httpd.daemon_threads = True
         httpd.fcm = self  # type: ignore[attr-defined]
-        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-                         name=f"fcm-server-{self.port}").start()
+        threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=f"fcm-server-{self.port}"
+        ).start()
         self._httpd = httpd
 
     def stop(self) -> None:
@@ -235,8 +271,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": "unsupported_grant_type"})
             return
         try:
-            claims = jwt.decode(form.get("assertion", ""), fcm._public_key, algorithms=["RS256"],
-                                audience=JWT_AUDIENCE, options={"require": ["iss", "aud", "iat", "exp"]})
+            claims = jwt.decode(
+                form.get("assertion", ""),
+                fcm._public_key,
+                algorithms=["RS256"],
+                audience=JWT_AUDIENCE,
+                options={"require": ["iss", "aud", "iat", "exp"]},
+            )
         except jwt.PyJWTError as exc:
             self._json(400, {"error": "invalid_grant", "error_description": f"Invalid JWT: {exc}"})
             return
@@ -252,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, project: str, body: bytes) -> None:
         fcm = self.fcm
         auth = self.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or auth[len("Bearer "):] not in fcm._tokens:
+        if not auth.startswith("Bearer ") or auth[len("Bearer ") :] not in fcm._tokens:
             self._error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
             return
         if project != fcm.project_id:
@@ -268,9 +309,15 @@ class _Handler(BaseHTTPRequestHandler):
         failure = fcm._take_failure()
         if failure is not None:
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
-            message = failure.message or _DEFAULT_MESSAGE.get(failure.status) or (
-                "The registration token is not a valid FCM registration token" if failure.field == "message.token"
-                else "Request contains an invalid argument.")
+            message = (
+                failure.message
+                or _DEFAULT_MESSAGE.get(failure.status)
+                or (
+                    "The registration token is not a valid FCM registration token"
+                    if failure.field == "message.token"
+                    else "Request contains an invalid argument."
+                )
+            )
             self._error(failure.status, failure.error_code, message, field=failure.field, headers=headers)
             return
         with fcm._cond:
@@ -279,21 +326,35 @@ class _Handler(BaseHTTPRequestHandler):
             fcm._cond.notify_all()
         self._json(200, {"name": name})
 
-    def _error(self, status: int, error_code: str | None, message: str, *, field: str | None = None,
-               headers: dict[str, str] | None = None) -> None:
+    def _error(
+        self,
+        status: int,
+        error_code: str | None,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         details: list[dict] = []
         if error_code:
             details.append({"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": error_code})
         if field:
-            details.append({"@type": "type.googleapis.com/google.rpc.BadRequest",
-                            "fieldViolations": [{"field": field, "description": message}]})
-        error = {"code": status, "message": message, "status": _GOOGLE_STATUS.get(status, "UNKNOWN"),
-                 "details": details}
+            details.append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.BadRequest",
+                    "fieldViolations": [{"field": field, "description": message}],
+                }
+            )
+        error = {
+            "code": status,
+            "message": message,
+            "status": _GOOGLE_STATUS.get(status, "UNKNOWN"),
+            "details": details,
+        }
         self._json(status, {"error": error}, headers=headers)
 
     def _json(self, status: int, obj: dict, *, headers: dict[str, str] | None = None) -> None:
-        self._reply(status, json.dumps(obj).encode(), content_type="application/json; charset=UTF-8",
-                    headers=headers)
+        self._reply(status, json.dumps(obj).encode(), content_type="application/json; charset=UTF-8", headers=headers)
 
     def _reply(self, status: int, data: bytes, *, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -309,10 +370,10 @@ class _Handler(BaseHTTPRequestHandler):
 def fcm_server(directory: Path, *, project_id: str = "herald-test") -> Iterator[FcmServer]:
     """Run the fake FCM for the block; the credentials file is written into ``directory``."""
     port = free_port()
-    server = FcmServer(project_id=project_id, credentials_file=Path(directory) / "fcm-service-account.json",
-                       port=port)
-    server._public_key = write_service_account(server.credentials_file, project_id=project_id,
-                                               token_uri=server.token_uri)
+    server = FcmServer(project_id=project_id, credentials_file=Path(directory) / "fcm-service-account.json", port=port)
+    server._public_key = write_service_account(
+        server.credentials_file, project_id=project_id, token_uri=server.token_uri
+    )
     server.start()
     try:
         yield server

@@ -68,17 +68,32 @@ class Reconciliation:
             raise AttributeError(name) from None
 
     def line(self) -> str:
-        keys = ("attempts", "accepted", "delivered", "lost", "duplicated", "extra_copies", "refused_503",
-                "delivered_after_503", "unknown", "recovered", "other", "bad_status", "unexpected")
+        keys = (
+            "attempts",
+            "accepted",
+            "delivered",
+            "lost",
+            "duplicated",
+            "extra_copies",
+            "refused_503",
+            "delivered_after_503",
+            "unknown",
+            "recovered",
+            "other",
+            "bad_status",
+            "unexpected",
+        )
         text = " ".join(f"{k}={self.counts[k]}" for k in keys)
         if self.other_statuses:
             text += " other_statuses=" + ",".join(f"{k}:{v}" for k, v in sorted(self.other_statuses.items()))
         return f"ledger[{self.name}]: {text}"
 
     def details(self) -> str:
-        return (f"lost={self.lost_ids[:20]} duplicated={dict(list(self.duplicated_ids.items())[:20])} "
-                f"bad_status={dict(list(self.bad_statuses.items())[:20])} "
-                f"delivered_after_503={self.after_503_ids[:20]} unexpected={self.unexpected_subjects[:20]}")
+        return (
+            f"lost={self.lost_ids[:20]} duplicated={dict(list(self.duplicated_ids.items())[:20])} "
+            f"bad_status={dict(list(self.bad_statuses.items())[:20])} "
+            f"delivered_after_503={self.after_503_ids[:20]} unexpected={self.unexpected_subjects[:20]}"
+        )
 
 
 class Ledger:
@@ -96,8 +111,9 @@ class Ledger:
             self._seq += 1
             return f"{self.request_prefix}-{self._seq:05d}"
 
-    def record(self, request_id: str, status: int | None, notification_id: str | None = None,
-               error: str | None = None) -> Attempt:
+    def record(
+        self, request_id: str, status: int | None, notification_id: str | None = None, error: str | None = None
+    ) -> Attempt:
         attempt = Attempt(request_id, status, notification_id, error)
         with self._lock:
             self.attempts.append(attempt)
@@ -140,17 +156,30 @@ class Ledger:
         recovered = [a.request_id for a in attempts if a.outcome == UNKNOWN and request_copies[a.request_id]]
         others = Counter(a.status for a in attempts if a.outcome == OTHER)
         counts = {
-            "attempts": len(attempts), "accepted": len(accepted),
-            "delivered": sum(1 for nid in accepted if copies[nid] > 0), "lost": len(lost),
-            "duplicated": len(duplicated), "extra_copies": sum(n - 1 for n in duplicated.values()),
+            "attempts": len(attempts),
+            "accepted": len(accepted),
+            "delivered": sum(1 for nid in accepted if copies[nid] > 0),
+            "lost": len(lost),
+            "duplicated": len(duplicated),
+            "extra_copies": sum(n - 1 for n in duplicated.values()),
             "refused_503": sum(1 for a in attempts if a.outcome == REFUSED),
             "delivered_after_503": len(after_503),
-            "unknown": sum(1 for a in attempts if a.outcome == UNKNOWN), "recovered": len(recovered),
-            "other": sum(others.values()), "bad_status": len(bad_status), "unexpected": len(unexpected),
+            "unknown": sum(1 for a in attempts if a.outcome == UNKNOWN),
+            "recovered": len(recovered),
+            "other": sum(others.values()),
+            "bad_status": len(bad_status),
+            "unexpected": len(unexpected),
         }
-        return Reconciliation(self.name, counts, lost_ids=lost, duplicated_ids=duplicated, bad_statuses=bad_status,
-                              after_503_ids=after_503, unexpected_subjects=unexpected,
-                              other_statuses=dict(others))
+        return Reconciliation(
+            self.name,
+            counts,
+            lost_ids=lost,
+            duplicated_ids=duplicated,
+            bad_statuses=bad_status,
+            after_503_ids=after_503,
+            unexpected_subjects=unexpected,
+            other_statuses=dict(others),
+        )
 
     def report(self, result: Reconciliation, path: Path | None = None) -> str:
         """Print the summary line (``pytest -s`` shows it) and write it, with details, to ``path``."""
@@ -169,8 +198,10 @@ def statuses_from_database(dsn: str, notification_ids) -> dict[str, str]:
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT notification_id::text, status FROM notification_status "
-                        "WHERE notification_id::text = ANY(%s)", (ids,))
+            cur.execute(
+                "SELECT notification_id::text, status FROM notification_status WHERE notification_id::text = ANY(%s)",
+                (ids,),
+            )
             return dict(cur.fetchall())
     finally:
         conn.close()

@@ -25,8 +25,9 @@ def process_env(env: dict[str, str]) -> dict[str, str]:
 def herald_process(args: list[str], env: dict[str, str], log_path: Path):
     """Start ``args`` from the repo root; stop it with SIGTERM (SIGKILL after 15 s) on exit."""
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(args, cwd=ROOT, env=process_env(env), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=process_env(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         yield proc
     finally:
@@ -45,13 +46,40 @@ def stop(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 
 
 
 @contextmanager
-def worker(env: dict[str, str], log_path: Path, *, queues: tuple[str, ...] = ("email.queue", "push.queue"),
-           processes: int = 1, threads: int = 2):
-    """``dramatiq actors`` on the given queues, as the contract starts the workers."""
-    args = [str(BIN / "dramatiq"), "actors", "--processes", str(processes), "--threads", str(threads),
-            "--queues", *queues]
+def worker(
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    queues: tuple[str, ...] = ("email.queue", "push.queue"),
+    processes: int = 1,
+    threads: int = 2,
+):
+    """``dramatiq actors`` on the given queues, as the README starts the workers."""
+    args = [
+        str(BIN / "dramatiq"),
+        "actors",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--queues",
+        *queues,
+    ]
     with herald_process(args, env, log_path) as proc:
         yield proc
+
+
+def run_dlq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``python -m scripts.dlq ARGS`` as an operator runs it, with no terminal (so no prompt)."""
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.dlq", *args],
+        cwd=ROOT,
+        env=process_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):

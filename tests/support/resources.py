@@ -55,9 +55,9 @@ def redis_prefix():
 
 
 def declare_topology(amqp_url: str) -> None:
-    """The contract's exchange, queues and bindings on the URL's vhost, as every Herald process
+    """Herald's exchange, queues and bindings on the URL's vhost, as every Herald process
     declares them at start."""
-    from middleware.rabbitmq import HeraldBroker
+    from messaging.rabbitmq import HeraldBroker
 
     broker = HeraldBroker(url=amqp_url, middleware=[])
     try:
@@ -67,8 +67,7 @@ def declare_topology(amqp_url: str) -> None:
 
 
 def rabbitmqctl(*args: str) -> str:
-    return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True,
-                          timeout=60).stdout
+    return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60).stdout
 
 
 @contextmanager

@@ -62,17 +62,26 @@ def write_self_signed_cert(directory: Path) -> tuple[Path, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                        x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     certfile, keyfile = Path(directory) / "smtp-cert.pem", Path(directory) / "smtp-key.pem"
     certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return certfile, keyfile
 
 
@@ -118,8 +127,12 @@ class SmtpServer:
     @property
     def env(self) -> dict[str, str]:
         """Herald's settings for this server (plain SMTP; credentials when it requires AUTH)."""
-        env = {"SMTP_HOST": self.host, "SMTP_PORT": str(self.port),
-               "SMTP_STARTTLS": str(self.tls == "starttls").lower(), "SMTP_SSL": str(self.tls == "ssl").lower()}
+        env = {
+            "SMTP_HOST": self.host,
+            "SMTP_PORT": str(self.port),
+            "SMTP_STARTTLS": str(self.tls == "starttls").lower(),
+            "SMTP_SSL": str(self.tls == "ssl").lower(),
+        }
         if self._auth:
             env.update(SMTP_USERNAME=self._auth[0], SMTP_PASSWORD=self._auth[1])
         return env
@@ -178,8 +191,7 @@ class SmtpServer:
             kwargs = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
             # AUTH over plain TCP is deliberate on a loopback test server. Set here, not at import,
             # because pytest restores the warning filters after collection and after each test.
-            warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS",
-                                    category=UserWarning)
+            warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS", category=UserWarning)
         if self.tls == "starttls":
             kwargs.update(tls_context=self._server_ctx, require_starttls=True)
         elif self.tls == "ssl":
@@ -259,8 +271,12 @@ class _Handler:
         data = envelope.original_content or envelope.content
         if isinstance(data, str):
             data = data.encode("utf-8")
-        mail = ReceivedMail(mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=data,
-                            message=message_from_bytes(data, policy=policy.default))
+        mail = ReceivedMail(
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            data=data,
+            message=message_from_bytes(data, policy=policy.default),
+        )
         owner = self._owner
         with owner._cond:
             owner.messages.append(mail)
@@ -269,8 +285,13 @@ class _Handler:
 
 
 @contextmanager
-def smtp_server(*, port: int | None = None, auth: tuple[str, str] | None = None, tls: str | None = None,
-                cert_dir: Path | None = None) -> Iterator[SmtpServer]:
+def smtp_server(
+    *,
+    port: int | None = None,
+    auth: tuple[str, str] | None = None,
+    tls: str | None = None,
+    cert_dir: Path | None = None,
+) -> Iterator[SmtpServer]:
     """Run an SMTP server for the block.
 
     ``auth=(user, password)`` makes it require AUTH PLAIN/LOGIN. ``tls="starttls"`` requires STARTTLS,

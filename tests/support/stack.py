@@ -25,15 +25,26 @@ class Stack:
         return {"Authorization": f"Bearer {token or self.admin_token}"}
 
     async def create_user(self, **overrides) -> dict:
-        body = {"name": "Ada", "email": f"ada-{uuid.uuid4().hex[:8]}@example.com", "password": "correct-horse-1",
-                "preferences": {"email": True, "push": True}, **overrides}
+        body = {
+            "name": "Ada",
+            "email": f"ada-{uuid.uuid4().hex[:8]}@example.com",
+            "password": "correct-horse-1",
+            "preferences": {"email": True, "push": True},
+            **overrides,
+        }
         resp = await self.client.post("/api/v1/users/", json=body, headers=self.auth())
         assert resp.status == 201, await resp.text()
         return (await resp.json())["data"]
 
     async def create_template(self, **overrides) -> dict:
-        body = {"code": f"welcome-{uuid.uuid4().hex[:6]}", "name": "Welcome", "subject": "Hello {{ name }}",
-                "content": "<p>Hi <b>{{ name }}</b>, open {{ link }}</p>", "language": "en", **overrides}
+        body = {
+            "code": f"welcome-{uuid.uuid4().hex[:6]}",
+            "name": "Welcome",
+            "subject": "Hello {{ name }}",
+            "content": "<p>Hi <b>{{ name }}</b>, open {{ link }}</p>",
+            "language": "en",
+            **overrides,
+        }
         resp = await self.client.post("/api/v1/templates/", json=body, headers=self.auth())
         assert resp.status == 201, await resp.text()
         return (await resp.json())["data"]
@@ -44,15 +55,18 @@ class Stack:
 
 async def start_stack(aiohttp_server, aiohttp_client, env: dict[str, str]) -> Stack:
     from web.gateway.app import create_app as gateway_app
-    from web.gateway.keys import publisher_key
+    from web.gateway.app_keys import publisher_key
     from web.templates.app import create_app as templates_app
     from web.users.app import create_app as users_app
 
     settings = Settings.from_env(env)
     users = await aiohttp_server(users_app(settings))
     templates = await aiohttp_server(templates_app(settings))
-    env = {**env, "USER_SERVICE_URL": str(users.make_url("")).rstrip("/"),
-           "TEMPLATE_SERVICE_URL": str(templates.make_url("")).rstrip("/")}
+    env = {
+        **env,
+        "USER_SERVICE_URL": str(users.make_url("")).rstrip("/"),
+        "TEMPLATE_SERVICE_URL": str(templates.make_url("")).rstrip("/"),
+    }
     settings = Settings.from_env(env)
     app = gateway_app(settings)
     client = await aiohttp_client(app)

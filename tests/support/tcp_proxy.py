@@ -98,7 +98,8 @@ class TcpProxy:
         self.connections += 1
         try:
             upstream_reader, upstream_writer = await asyncio.wait_for(
-                asyncio.open_connection(self.target_host, self.target_port), 5)
+                asyncio.open_connection(self.target_host, self.target_port), 5
+            )
         except (OSError, TimeoutError):
             _abort(client_writer)
             return
@@ -108,8 +109,7 @@ class TcpProxy:
             return
         self._writers.update((client_writer, upstream_writer))
         try:
-            await asyncio.gather(self._pipe(client_reader, upstream_writer),
-                                 self._pipe(upstream_reader, client_writer))
+            await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
         finally:
             for writer in (client_writer, upstream_writer):
                 self._writers.discard(writer)

@@ -3,13 +3,16 @@ itself (rejected from email.queue without requeue), listed, and replayed with a 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
 import uuid
 
 import pika
 import pytest
 
 from tests.conftest import make_env
+from tests.support.processes import run_dlq
 
 
 @pytest.fixture
@@ -51,9 +54,14 @@ async def send_and_dead_letter(stack, count: int = 1, **extra) -> list[str]:
     template = await stack.create_template()
     ids = []
     for _ in range(count):
-        resp = await stack.send(notification_type="email", user_id=user["id"], template_code=template["code"],
-                                variables={"name": "Ada", "link": "https://example.com"},
-                                request_id=f"dlq-{uuid.uuid4().hex[:8]}", **extra)
+        resp = await stack.send(
+            notification_type="email",
+            user_id=user["id"],
+            template_code=template["code"],
+            variables={"name": "Ada", "link": "https://example.com"},
+            request_id=f"dlq-{uuid.uuid4().hex[:8]}",
+            **extra,
+        )
         assert resp.status == 202, await resp.text()
         ids.append((await resp.json())["data"]["notification_id"])
     dead_letter_everything(stack.settings.rabbitmq_url)
@@ -62,8 +70,9 @@ async def send_and_dead_letter(stack, count: int = 1, **extra) -> list[str]:
 
 async def receipt(stack, nid: str, status: str, **extra) -> None:
     """Move the notification's status as a provider's receipt does (the worker's write, in effect)."""
-    resp = await stack.client.post("/api/v1/email/status/", headers=stack.auth(),
-                                   json={"notification_id": nid, "status": status, **extra})
+    resp = await stack.client.post(
+        "/api/v1/email/status/", headers=stack.auth(), json={"notification_id": nid, "status": status, **extra}
+    )
     assert resp.status == 200, await resp.text()
 
 
@@ -74,8 +83,14 @@ async def test_list_shows_dead_letters_paginated_and_leaves_them(stack):
     resp = await stack.client.get("/api/v1/dead-letters/?limit=2", headers=stack.auth())
     assert resp.status == 200, await resp.text()
     body = await resp.json()
-    assert body["meta"] == {"total": 3, "limit": 2, "page": 1, "total_pages": 2, "has_next": True,
-                            "has_previous": False}
+    assert body["meta"] == {
+        "total": 3,
+        "limit": 2,
+        "page": 1,
+        "total_pages": 2,
+        "has_next": True,
+        "has_previous": False,
+    }
     first = body["data"]
     assert [item["notification_id"] for item in first] == ids[:2]
     item = first[0]
@@ -107,6 +122,39 @@ async def test_replay_puts_it_back_with_a_fresh_budget_and_the_same_ids(stack):
     assert note["status"] == "pending" and note["error"] is None
     assert [a["outcome"] for a in note["attempts"]] == ["receipt", "replayed"]
     assert note["request_id"].startswith("dlq-")
+
+
+async def listed_ids(stack) -> list[str]:
+    body = await (await stack.client.get("/api/v1/dead-letters/?limit=100", headers=stack.auth())).json()
+    return [item["notification_id"] for item in body["data"]]
+
+
+async def test_replay_by_api_reaches_a_dead_letter_in_the_middle_and_at_the_end(stack):
+    url = stack.settings.rabbitmq_url
+    ids = await send_and_dead_letter(stack, 4)
+    assert await listed_ids(stack) == ids
+    for nid in (ids[1], ids[3]):  # the middle one, then the last one
+        resp = await stack.client.post(f"/api/v1/dead-letters/{nid}/replay", headers=stack.auth())
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["data"]["outcome"] == "replayed"
+    assert await listed_ids(stack) == [ids[0], ids[2]], "the others stay, in their order"
+    replayed = dead_letter_everything(url)
+    assert [m["args"][0]["notification_id"] for m in replayed] == [ids[1], ids[3]]
+
+
+async def dlq(stack, *args: str) -> subprocess.CompletedProcess:
+    return await asyncio.to_thread(run_dlq, stack.env, *args)
+
+
+async def test_show_and_replay_by_cli_reach_a_dead_letter_in_the_middle_and_at_the_end(stack):
+    ids = await send_and_dead_letter(stack, 3)
+    shown = await dlq(stack, "show", ids[1])
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["notification_id"] == ids[1]
+    for nid in (ids[1], ids[2]):
+        replay = await dlq(stack, "replay", "--id", nid)
+        assert replay.returncode == 0 and f"{nid}: replayed" in replay.stdout, replay.stdout + replay.stderr
+    assert await listed_ids(stack) == [ids[0]]
 
 
 async def test_replay_of_a_delivered_notification_only_removes_the_stale_copy(stack):

@@ -25,8 +25,13 @@ async def ready(stack):
 
 
 def send_body(user, template, **over):
-    body = {"notification_type": "email", "user_id": user["id"], "template_code": template["code"],
-            "variables": {"name": "Ada", "link": "https://example.com/x"}, "request_id": uuid.uuid4().hex}
+    body = {
+        "notification_type": "email",
+        "user_id": user["id"],
+        "template_code": template["code"],
+        "variables": {"name": "Ada", "link": "https://example.com/x"},
+        "request_id": uuid.uuid4().hex,
+    }
     body.update(over)
     return body
 
@@ -159,8 +164,14 @@ async def test_tokens_missing_expired_wrong_key_and_alg_none(ready):
     stack, user, template = ready
     body = send_body(user, template)
     now = int(time.time())
-    good = {"sub": str(uuid.uuid4()), "role": "admin", "iss": "herald", "aud": "herald-api", "iat": now,
-            "exp": now + 60}
+    good = {
+        "sub": str(uuid.uuid4()),
+        "role": "admin",
+        "iss": "herald",
+        "aud": "herald-api",
+        "iat": now,
+        "exp": now + 60,
+    }
     none_token = jwt.encode(good, key=None, algorithm="none") if hasattr(jwt, "encode") else ""
     cases = {
         "missing": None,
@@ -204,14 +215,20 @@ async def test_list_is_paginated_and_filtered(ready):
     stack, user, template = ready
     for _ in range(3):
         assert (await stack.send(**send_body(user, template))).status == 202
-    resp = await stack.client.get(f"/api/v1/notifications/?user_id={user['id']}&limit=2&page=1&status=pending",
-                                  headers=stack.auth())
+    resp = await stack.client.get(
+        f"/api/v1/notifications/?user_id={user['id']}&limit=2&page=1&status=pending", headers=stack.auth()
+    )
     body = await _body(resp)
-    assert body["meta"] == {"total": 3, "limit": 2, "page": 1, "total_pages": 2, "has_next": True,
-                            "has_previous": False}
+    assert body["meta"] == {
+        "total": 3,
+        "limit": 2,
+        "page": 1,
+        "total_pages": 2,
+        "has_next": True,
+        "has_previous": False,
+    }
     assert len(body["data"]) == 2
-    resp = await stack.client.get("/api/v1/notifications?status=delivered&user_id=" + user["id"],
-                                  headers=stack.auth())
+    resp = await stack.client.get("/api/v1/notifications?status=delivered&user_id=" + user["id"], headers=stack.auth())
     assert (await resp.json())["meta"]["total"] == 0
     resp = await stack.client.get("/api/v1/notifications?status=bogus", headers=stack.auth())
     assert resp.status == 400
@@ -221,8 +238,12 @@ async def test_provider_receipt_marks_a_bounce(ready):
     stack, user, template = ready
     nid = (await (await stack.send(**send_body(user, template))).json())["data"]["notification_id"]
     user_token = stack.token(user["id"])
-    receipt = {"notification_id": nid, "status": "failed", "error": "550 mailbox unavailable",
-               "timestamp": "2026-11-26T10:00:00Z"}
+    receipt = {
+        "notification_id": nid,
+        "status": "failed",
+        "error": "550 mailbox unavailable",
+        "timestamp": "2026-11-26T10:00:00Z",
+    }
     resp = await stack.client.post("/api/v1/email/status/", json=receipt, headers=stack.auth(user_token))
     assert resp.status == 403
     resp = await stack.client.post("/api/v1/push/status", json=receipt, headers=stack.auth())
@@ -251,14 +272,20 @@ async def test_health_reports_every_dependency(ready):
     resp = await stack.client.get("/health")
     body = await _body(resp)
     assert resp.status == 200, body
-    assert body["data"] == {"status": "ok", "checks": {"redis": "ok", "rabbitmq": "ok", "users": "ok",
-                                                       "templates": "ok"}}
+    assert body["data"] == {
+        "status": "ok",
+        "checks": {"redis": "ok", "rabbitmq": "ok", "users": "ok", "templates": "ok"},
+    }
 
 
 @pytest.mark.parametrize(
     "raw",
-    [b"[" * 100000 + b"]" * 100000, b'{"request_id": NaN}', b'{"request_id": Infinity}',
-     b'{"notification_type": "email", "metadata": {"x": "a\\u0000b"}}'],
+    [
+        b"[" * 100000 + b"]" * 100000,
+        b'{"request_id": NaN}',
+        b'{"request_id": Infinity}',
+        b'{"notification_type": "email", "metadata": {"x": "a\\u0000b"}}',
+    ],
     ids=["deeply nested", "NaN", "Infinity", "NUL"],
 )
 async def test_hostile_json_is_a_400_not_a_500(ready, raw):
@@ -295,7 +322,8 @@ async def test_refused_requests_do_not_use_up_the_rate_limit(aiohttp_server, aio
 
     stack = await start_stack(aiohttp_server, aiohttp_client, {**env, "RATE_LIMIT_PER_HOUR": "2"})
     user, template = await stack.create_user(), await stack.create_template()
-    refused = await asyncio.gather(*(stack.send(**send_body(user, template, template_code="missing"))
-                                     for _ in range(10)))
+    refused = await asyncio.gather(
+        *(stack.send(**send_body(user, template, template_code="missing")) for _ in range(10))
+    )
     assert {r.status for r in refused} == {404}
     assert [(await stack.send(**send_body(user, template))).status for _ in range(3)] == [202, 202, 429]

@@ -17,8 +17,8 @@ import pytest
 from web.common.envelope import STATUS_OF
 from web.gateway import routes as gateway_routes
 from web.gateway.app import create_app as create_gateway
+from web.gateway.app_keys import publisher_key
 from web.gateway.docs import setup_docs
-from web.gateway.keys import publisher_key
 from web.gateway.openapi import document
 from web.gateway.openapi_schemas import CONTRACT_ERROR_CODES
 from web.templates.app import create_app as create_templates
@@ -26,11 +26,15 @@ from web.users.app import create_app as create_users
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 TYPES = {"string", "integer", "number", "boolean", "array", "object"}
-PYTHON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list,
-                "object": dict}
+PYTHON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
 #: Operations a client may call without a token (registration takes one optionally).
-OPEN = {("post", "/api/v1/auth/login"), ("get", "/health"), ("get", "/metrics"), ("get", "/openapi.json"),
-        ("get", "/docs")}
+OPEN = {
+    ("post", "/api/v1/auth/login"),
+    ("get", "/health"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("get", "/docs"),
+}
 
 
 def operations(doc):
@@ -67,6 +71,7 @@ def walk(node, where="#"):
 
 def schemas_in(doc):
     """Every schema object: component schemas, those inline in operations, and all their sub-schemas."""
+
     def sub(where, schema):
         yield where, schema
         for name, prop in schema.get("properties", {}).items():
@@ -85,6 +90,7 @@ def schemas_in(doc):
 
 
 # --- (a) structure ------------------------------------------------------------------------------
+
 
 def test_document_is_openapi_3_0_and_plain_json():
     doc = document()
@@ -146,7 +152,8 @@ def test_operations_have_unique_ids_tags_and_responses():
         if "requestBody" in op:
             assert op["requestBody"]["content"]["application/json"]["schema"]
         assert resolve(doc, {"$ref": "#/components/parameters/CorrelationId"}) in [
-            resolve(doc, p) for p in op["parameters"]], f"{method} {path}: X-Correlation-ID request header"
+            resolve(doc, p) for p in op["parameters"]
+        ], f"{method} {path}: X-Correlation-ID request header"
     assert len(ids) == len(set(ids)), "operationId must be unique"
 
 
@@ -181,8 +188,14 @@ def test_envelope_error_codes_and_security():
     schemas = doc["components"]["schemas"]
     fields = {"success", "data", "error", "message", "meta"}
     assert set(schemas["Envelope"]["required"]) == fields == set(schemas["Error"]["required"])
-    assert set(schemas["PaginationMeta"]["required"]) == {"total", "limit", "page", "total_pages", "has_next",
-                                                          "has_previous"}
+    assert set(schemas["PaginationMeta"]["required"]) == {
+        "total",
+        "limit",
+        "page",
+        "total_pages",
+        "has_next",
+        "has_previous",
+    }
     codes = schemas["ErrorCode"]["enum"]
     assert set(CONTRACT_ERROR_CODES) <= set(codes) and set(STATUS_OF) <= set(codes)
     for name in ("Envelope", "PaginationMeta", "Error"):
@@ -228,6 +241,7 @@ def test_the_cached_document_is_not_altered_by_readers():
 
 # --- (b) coverage both ways ---------------------------------------------------------------------
 
+
 def normalise(path: str) -> str:
     """Trailing slash and parameter names (and regexes) do not make a different operation."""
     return re.sub(r"\{[^}]*\}", "{}", path.rstrip("/") or "/")
@@ -235,8 +249,11 @@ def normalise(path: str) -> str:
 
 def served(app):
     """(method, normalised path) of an app's routes, without aiohttp's automatic HEAD."""
-    return {(route.method, normalise(route.resource.canonical)) for route in app.router.routes()
-            if route.method not in ("HEAD", "*")}
+    return {
+        (route.method, normalise(route.resource.canonical))
+        for route in app.router.routes()
+        if route.method not in ("HEAD", "*")
+    }
 
 
 def test_document_covers_exactly_the_routes_served_through_the_gateway(settings):
@@ -248,7 +265,8 @@ def test_document_covers_exactly_the_routes_served_through_the_gateway(settings)
     behind = served(users) | served(templates)
     for method, path in behind:
         assert (method, path) in own or path.startswith(tuple(prefixes)), (
-            f"{method} {path} is served by a service but the gateway neither serves nor forwards it")
+            f"{method} {path} is served by a service but the gateway neither serves nor forwards it"
+        )
     reachable = own | {(m, p) for m, p in behind if p.startswith(tuple(prefixes))}
 
     documented = {(method.upper(), normalise(path)) for path, method, _, _ in operations(document())}
@@ -267,6 +285,7 @@ def test_collections_are_written_with_and_items_without_trailing_slash():
 
 
 # --- (c) served by the gateway ------------------------------------------------------------------
+
 
 @pytest.fixture
 async def client(aiohttp_client, settings):

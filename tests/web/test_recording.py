@@ -13,7 +13,7 @@ import pika
 import pytest
 import redis
 
-from models.keys import Keys
+from models.redis_keys import RedisKeys
 from tests.conftest import make_env
 from tests.support import resources
 from tests.support.resources import rabbitmqctl
@@ -35,9 +35,13 @@ async def burst_stack(aiohttp_server, aiohttp_client, database_url, redis_prefix
 
 
 def _send_body(user: dict, template: dict, request_id: str | None = None) -> dict:
-    return {"notification_type": "email", "user_id": user["id"], "template_code": template["code"],
-            "variables": {"name": "Ada", "link": "https://example.com/x"},
-            "request_id": request_id or uuid.uuid4().hex}
+    return {
+        "notification_type": "email",
+        "user_id": user["id"],
+        "template_code": template["code"],
+        "variables": {"name": "Ada", "link": "https://example.com/x"},
+        "request_id": request_id or uuid.uuid4().hex,
+    }
 
 
 def _drain_queue(amqp_url: str, queue: str = "email.queue") -> list[str]:
@@ -87,7 +91,7 @@ async def test_a_send_whose_idempotency_key_was_lost_is_answered_from_its_row_in
     first_id = (await first.json())["data"]["notification_id"]
     assert _drain_queue(stack.env["RABBITMQ_URL"]) == [first_id]
     # Redis lost the key (a restart without persistence); the row still remembers the request.
-    keys = Keys(stack.env["REDIS_KEY_PREFIX"])
+    keys = RedisKeys(stack.env["REDIS_KEY_PREFIX"])
     with redis.Redis.from_url(resources.REDIS_URL) as client:
         assert client.delete(keys.request(stack.caller, first_body["request_id"])) == 1
 
@@ -105,8 +109,9 @@ def _set_queue_full(vhost: str, full: bool) -> None:
     """A policy capping ``email.queue`` at 0 messages: with the queue's ``reject-publish`` overflow,
     RabbitMQ then nacks every publish, as it does for a full queue."""
     if full:
-        rabbitmqctl("set_policy", "-p", vhost, "--apply-to", "queues", "herald-full", "^email\\.queue$",
-                    '{"max-length": 0}')
+        rabbitmqctl(
+            "set_policy", "-p", vhost, "--apply-to", "queues", "herald-full", "^email\\.queue$", '{"max-length": 0}'
+        )
     else:
         rabbitmqctl("clear_policy", "-p", vhost, "herald-full")
     deadline = time.monotonic() + 10

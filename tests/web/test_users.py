@@ -15,8 +15,7 @@ from web.common.auth import decode_token, issue_token
 from web.users.app import create_app
 
 ENVELOPE_KEYS = {"success", "data", "error", "message", "meta"}
-USER_KEYS = {"id", "name", "email", "push_token", "preferences", "role", "is_active", "created_at",
-             "updated_at"}
+USER_KEYS = {"id", "name", "email", "push_token", "preferences", "role", "is_active", "created_at", "updated_at"}
 PASSWORD = "correct horse battery"
 
 
@@ -72,8 +71,13 @@ async def envelope(resp, status: int) -> dict:
 
 
 async def register(client, email: str = "ada@example.com", **extra) -> dict:
-    payload = {"name": "Ada", "email": email, "password": PASSWORD,
-               "preferences": {"email": True, "push": False}, **extra}
+    payload = {
+        "name": "Ada",
+        "email": email,
+        "password": PASSWORD,
+        "preferences": {"email": True, "push": False},
+        **extra,
+    }
     resp = await client.post("/api/v1/users/", json=payload)
     return (await envelope(resp, 201))["data"]
 
@@ -89,10 +93,16 @@ async def token_of(client, email: str, password: str = PASSWORD) -> dict:
 
 
 async def test_create_user_returns_public_profile(client):
-    resp = await client.post("/api/v1/users/", json={
-        "name": "Ada Lovelace", "email": "Ada@Example.COM", "password": PASSWORD,
-        "push_token": "fcm-token-1", "preferences": {"email": True, "push": True, "language": "pt-BR"},
-    })
+    resp = await client.post(
+        "/api/v1/users/",
+        json={
+            "name": "Ada Lovelace",
+            "email": "Ada@Example.COM",
+            "password": PASSWORD,
+            "push_token": "fcm-token-1",
+            "preferences": {"email": True, "push": True, "language": "pt-BR"},
+        },
+    )
     body = await envelope(resp, 201)
     user = body["data"]
     assert set(user) == USER_KEYS
@@ -108,8 +118,7 @@ async def test_create_user_returns_public_profile(client):
 
 
 async def test_preferences_default_to_on(client):
-    resp = await client.post("/api/v1/users/", json={"name": "B", "email": "b@example.com",
-                                                     "password": PASSWORD})
+    resp = await client.post("/api/v1/users/", json={"name": "B", "email": "b@example.com", "password": PASSWORD})
     user = (await envelope(resp, 201))["data"]
     assert user["preferences"] == {"email": True, "push": True}
     assert user["push_token"] is None
@@ -117,26 +126,32 @@ async def test_preferences_default_to_on(client):
 
 async def test_duplicate_email_is_conflict(client):
     await register(client, "dup@example.com")
-    resp = await client.post("/api/v1/users/", json={"name": "Other", "email": "DUP@example.com",
-                                                     "password": PASSWORD})
+    resp = await client.post("/api/v1/users/", json={"name": "Other", "email": "DUP@example.com", "password": PASSWORD})
     body = await envelope(resp, 409)
     assert body["error"] == "CONFLICT"
 
 
-@pytest.mark.parametrize(("payload", "needle"), [
-    ({"name": "A", "email": "a@example.com", "password": PASSWORD, "nickname": "x"}, "nickname"),
-    ({"name": "A", "email": "a@example.com", "password": "short"}, "password"),
-    ({"name": "A", "email": "a@example.com", "password": "x" * 257}, "password"),
-    ({"name": 5, "email": "a@example.com", "password": PASSWORD}, "name"),
-    ({"name": "A", "email": "not-an-email", "password": PASSWORD}, "email"),
-    ({"name": "A", "password": PASSWORD}, "email"),
-    ({"name": "A", "email": "a@example.com", "password": PASSWORD, "preferences": {"email": "yes"}},
-     "preferences.email"),
-    ({"name": "A", "email": "a@example.com", "password": PASSWORD, "preferences": {"sms": True}}, "sms"),
-    ({"name": "A", "email": "a@example.com", "password": PASSWORD, "preferences": {"language": "English"}},
-     "language"),
-    ({"name": "A", "email": "a@example.com", "password": PASSWORD, "preferences": []}, "preferences"),
-])
+@pytest.mark.parametrize(
+    ("payload", "needle"),
+    [
+        ({"name": "A", "email": "a@example.com", "password": PASSWORD, "nickname": "x"}, "nickname"),
+        ({"name": "A", "email": "a@example.com", "password": "short"}, "password"),
+        ({"name": "A", "email": "a@example.com", "password": "x" * 257}, "password"),
+        ({"name": 5, "email": "a@example.com", "password": PASSWORD}, "name"),
+        ({"name": "A", "email": "not-an-email", "password": PASSWORD}, "email"),
+        ({"name": "A", "password": PASSWORD}, "email"),
+        (
+            {"name": "A", "email": "a@example.com", "password": PASSWORD, "preferences": {"email": "yes"}},
+            "preferences.email",
+        ),
+        ({"name": "A", "email": "a@example.com", "password": PASSWORD, "preferences": {"sms": True}}, "sms"),
+        (
+            {"name": "A", "email": "a@example.com", "password": PASSWORD, "preferences": {"language": "English"}},
+            "language",
+        ),
+        ({"name": "A", "email": "a@example.com", "password": PASSWORD, "preferences": []}, "preferences"),
+    ],
+)
 async def test_create_rejects_invalid_bodies(client, payload, needle):
     body = await envelope(await client.post("/api/v1/users/", json=payload), 400)
     assert body["error"] == "VALIDATION_ERROR"
@@ -200,7 +215,7 @@ async def test_user_token_cannot_see_others(client):
         assert "bob" not in await resp.text()
     missing = await client.get(f"/api/v1/users/{uuid.uuid4()}", headers=headers)
     assert (await envelope(missing, 404))["message"] == body["message"]
-    assert (await envelope(await client.get(f"/api/v1/users/{ada['id']}", headers=headers), 200))
+    assert await envelope(await client.get(f"/api/v1/users/{ada['id']}", headers=headers), 200)
 
 
 async def test_get_needs_a_token_and_bad_ids_are_not_found(client, admin):
@@ -227,8 +242,7 @@ async def test_list_pagination(client, admin):
     for i in range(5):
         await register(client, f"p{i}@example.com")
     body = await envelope(await client.get("/api/v1/users/?page=2&limit=2", headers=admin), 200)
-    assert body["meta"] == {"total": 5, "limit": 2, "page": 2, "total_pages": 3, "has_next": True,
-                            "has_previous": True}
+    assert body["meta"] == {"total": 5, "limit": 2, "page": 2, "total_pages": 3, "has_next": True, "has_previous": True}
     assert [u["email"] for u in body["data"]] == ["p2@example.com", "p3@example.com"]
     assert all(set(u) == USER_KEYS for u in body["data"])
     last = await envelope(await client.get("/api/v1/users?page=3&limit=2", headers=admin), 200)
@@ -249,10 +263,16 @@ async def test_user_cannot_change_role(client, db_user):
 async def test_user_updates_own_profile(client, db_user):
     user = await register(client, "self@example.com", push_token="tok-1")
     headers = await token_of(client, "self@example.com")
-    resp = await client.patch(f"/api/v1/users/{user['id']}/", headers=headers, json={
-        "name": "Ada L.", "push_token": None, "preferences": {"push": True, "language": "fr"},
-        "password": "a new password",
-    })
+    resp = await client.patch(
+        f"/api/v1/users/{user['id']}/",
+        headers=headers,
+        json={
+            "name": "Ada L.",
+            "push_token": None,
+            "preferences": {"push": True, "language": "fr"},
+            "password": "a new password",
+        },
+    )
     data = (await envelope(resp, 200))["data"]
     assert data["name"] == "Ada L." and data["push_token"] is None
     assert data["preferences"] == {"email": True, "push": True, "language": "fr"}
@@ -266,8 +286,9 @@ async def test_patch_validation_and_conflict(client, admin):
     await register(client, "taken@example.com")
     user = await register(client, "mine@example.com")
     url = f"/api/v1/users/{user['id']}"
-    assert (await envelope(await client.patch(url, json={"email": "TAKEN@example.com"}, headers=admin),
-                           409))["error"] == "CONFLICT"
+    assert (await envelope(await client.patch(url, json={"email": "TAKEN@example.com"}, headers=admin), 409))[
+        "error"
+    ] == "CONFLICT"
     body = await envelope(await client.patch(url, json={"colour": "red"}, headers=admin), 400)
     assert "colour" in body["message"]
     body = await envelope(await client.patch(url, json={"role": "root"}, headers=admin), 400)
@@ -326,8 +347,7 @@ async def test_delete_deactivates(client, db_user):
 
 
 async def test_trailing_slash_both_forms(client, admin):
-    no_slash = await client.post("/api/v1/users", json={"name": "N", "email": "n@example.com",
-                                                        "password": PASSWORD})
+    no_slash = await client.post("/api/v1/users", json={"name": "N", "email": "n@example.com", "password": PASSWORD})
     user = (await envelope(no_slash, 201))["data"]
     for path in ("/api/v1/users", "/api/v1/users/"):
         await envelope(await client.get(path, headers=admin), 200)

@@ -17,15 +17,15 @@ import peewee
 from aiohttp import web
 
 from models.base import bind_databases
-from models.keys import Keys
 from models.redis_client import async_client
+from models.redis_keys import RedisKeys
 from settings import Settings
-from web.common import keys
+from web.common import app_keys
 from web.common.envelope import error, ok
 from web.common.metrics import HttpMetrics
 from web.common.middlewares import MIDDLEWARES
 
-#: The contract's body limit; aiohttp answers 413 past it and the error middleware wraps it.
+#: The body limit (1 MiB); aiohttp answers 413 past it and the error middleware wraps it.
 MAX_BODY = 1024 * 1024
 #: Threads (each holding one pooled connection) for peewee work; several apps may share a pool in
 #: one process (``make run``, tests), so this stays well under ``POOL_SIZE``.
@@ -37,46 +37,46 @@ Check = Callable[[web.Application], Awaitable[bool]]
 Route = tuple[str, str, Callable[..., Any]]
 
 
-def create_base_app(settings: Settings, *, service: str, checks: dict[str, Check],
-                    database_urls: dict[str, str | None] | None = None) -> web.Application:
+def create_base_app(
+    settings: Settings, *, service: str, checks: dict[str, Check], database_urls: dict[str, str | None] | None = None
+) -> web.Application:
     """An application with the shared middlewares, Redis, optional databases, /health and /metrics."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=MIDDLEWARES)
-    app[keys.settings_key] = settings
-    app[keys.redis_keys_key] = Keys(settings.redis_key_prefix)
-    app[keys.metrics_key] = HttpMetrics(service=service)
+    app[app_keys.settings_key] = settings
+    app[app_keys.redis_keys_key] = RedisKeys(settings.redis_key_prefix)
+    app[app_keys.metrics_key] = HttpMetrics(service=service)
     app.cleanup_ctx.append(_redis_ctx)
     if database_urls:
         app.cleanup_ctx.append(functools.partial(_database_ctx, urls=database_urls))
-    app[keys.health_checks_key] = checks
+    app[app_keys.health_checks_key] = checks
     add_routes(app, [("GET", "/health", health), ("GET", "/metrics", metrics)])
     return app
 
 
 async def _redis_ctx(app: web.Application):
-    client = async_client(app[keys.settings_key].redis_url)
-    app[keys.redis_key] = client
+    client = async_client(app[app_keys.settings_key].redis_url)
+    app[app_keys.redis_key] = client
     yield
     await client.aclose()
 
 
 async def _database_ctx(app: web.Application, *, urls: dict[str, str | None]):
-    app[keys.databases_key] = bind_databases(**urls)
+    app[app_keys.databases_key] = bind_databases(**urls)
     executor = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
-    app[keys.db_executor_key] = executor
+    app[app_keys.db_executor_key] = executor
     yield
     executor.shutdown(wait=True)
-    app[keys.databases_key].close()
+    app[app_keys.databases_key].close()
 
 
-async def in_db(app: web.Application, fn: Callable[..., Any], *args: Any, atomic: bool = True,
-                **kwargs: Any) -> Any:
+async def in_db(app: web.Application, fn: Callable[..., Any], *args: Any, atomic: bool = True, **kwargs: Any) -> Any:
     """Run ``fn`` (peewee work) in the app's database threads, in a transaction unless ``atomic=False``.
 
     Each thread keeps its pooled connection between units: checking a connection out and back in
     per request costs more than the query. A connection that fails is closed, so the next unit on
     that thread checks out a fresh one (after a PostgreSQL restart, say).
     """
-    dbs = app[keys.databases_key]
+    dbs = app[app_keys.databases_key]
 
     def unit() -> Any:
         for db in dbs.distinct():
@@ -92,7 +92,7 @@ async def in_db(app: web.Application, fn: Callable[..., Any], *args: Any, atomic
                     db.close()
             raise
 
-    return await asyncio.get_running_loop().run_in_executor(app[keys.db_executor_key], unit)
+    return await asyncio.get_running_loop().run_in_executor(app[app_keys.db_executor_key], unit)
 
 
 class _atomic:
@@ -112,7 +112,7 @@ class _atomic:
 
 
 def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
-    """Register each route with and without the trailing slash (contract, section 3)."""
+    """Register each route with and without the trailing slash (README, "Using it")."""
     for method, path, handler in routes:
         bare = path.rstrip("/") or "/"
         app.router.add_route(method, bare, handler)
@@ -122,7 +122,7 @@ def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
 
 async def health(request: web.Request) -> web.Response:
     app = request.app
-    checks = app[keys.health_checks_key]
+    checks = app[app_keys.health_checks_key]
 
     async def run(check: Check) -> bool:
         try:
@@ -141,17 +141,17 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = request.app[keys.metrics_key].render()
+    body, content_type = request.app[app_keys.metrics_key].render()
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def check_redis(app: web.Application) -> bool:
-    return bool(await app[keys.redis_key].ping())
+    return bool(await app[app_keys.redis_key].ping())
 
 
 async def check_postgres(app: web.Application) -> bool:
     def ping() -> bool:
-        for db in app[keys.databases_key].distinct():
+        for db in app[app_keys.databases_key].distinct():
             db.execute_sql("SELECT 1")
         return True
 

@@ -1,4 +1,4 @@
-"""JWT issue and check (HS256 only), and the contract's rule of who may act on whom."""
+"""JWT issue and check (HS256 only), and the rule of who may act on whom (README, "Access")."""
 
 from __future__ import annotations
 
@@ -65,8 +65,15 @@ def _verified(secret: str, issuer: str, audience: str, token: str) -> tuple[str,
     by the caller on every use.
     """
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=audience, issuer=issuer,
-                            leeway=LEEWAY_S, options={"require": REQUIRED_CLAIMS})
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=issuer,
+            leeway=LEEWAY_S,
+            options={"require": REQUIRED_CLAIMS},
+        )
     except jwt.ExpiredSignatureError:
         raise ApiError("UNAUTHORIZED", "token has expired") from None
     except jwt.InvalidTokenError:
@@ -82,8 +89,7 @@ def caller_of(request: web.Request, settings: Settings) -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError("UNAUTHORIZED", "missing bearer token",
-                       headers={"WWW-Authenticate": 'Bearer realm="herald"'})
+        raise ApiError("UNAUTHORIZED", "missing bearer token", headers={"WWW-Authenticate": 'Bearer realm="herald"'})
     return decode_token(settings, token.strip())
 
 

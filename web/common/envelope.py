@@ -1,4 +1,5 @@
-"""The contract's response envelope, for successes and errors alike."""
+"""The response envelope ``{success, data, error, message, meta}``, for successes and errors alike
+(README, "Using it")."""
 
 from __future__ import annotations
 
@@ -28,8 +29,15 @@ STATUS_OF = {
 class ApiError(Exception):
     """Raised anywhere in a handler; the error middleware turns it into the envelope."""
 
-    def __init__(self, code: str, message: str, *, status: int | None = None,
-                 headers: dict[str, str] | None = None, data: Any = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -42,14 +50,21 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def ok(data: Any = None, *, message: str = "ok", status: int = 200, meta: dict | None = None,
-       headers: dict[str, str] | None = None) -> web.Response:
+def ok(
+    data: Any = None,
+    *,
+    message: str = "ok",
+    status: int = 200,
+    meta: dict | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body = {"success": True, "data": data, "error": None, "message": message, "meta": meta}
     return web.json_response(body, status=status, headers=headers, dumps=_dumps)
 
 
-def error(code: str, message: str, *, status: int | None = None, headers: dict[str, str] | None = None,
-          data: Any = None) -> web.Response:
+def error(
+    code: str, message: str, *, status: int | None = None, headers: dict[str, str] | None = None, data: Any = None
+) -> web.Response:
     body = {"success": False, "data": data, "error": code, "message": message, "meta": None}
     return web.json_response(body, status=status or STATUS_OF[code], headers=headers, dumps=_dumps)
 

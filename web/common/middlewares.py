@@ -12,14 +12,12 @@ import re
 import time
 import uuid
 
-import peewee
-import redis.exceptions
 from aiohttp import web
-from playhouse.pool import MaxConnectionsExceeded
 
 from logs import correlation_id_var
+from models.unavailable import UNAVAILABLE
+from web.common.app_keys import correlation_id_key, metrics_key
 from web.common.envelope import ApiError, error
-from web.common.keys import correlation_id_key, metrics_key
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +60,6 @@ _HTTP_CODES = {
 }
 
 
-#: Failures of a data store: the request could not be served now, but may be in a moment.
-UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, peewee.OperationalError,
-               peewee.InterfaceError, MaxConnectionsExceeded)
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     try:
@@ -81,8 +74,9 @@ async def error_middleware(request: web.Request, handler):
         return error(code, message, status=exc.status, headers=headers)
     except UNAVAILABLE as exc:
         log.error("dependency unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
-        return error("SERVICE_UNAVAILABLE", "a dependency is unavailable; try again shortly",
-                     headers={"Retry-After": "5"})
+        return error(
+            "SERVICE_UNAVAILABLE", "a dependency is unavailable; try again shortly", headers={"Retry-After": "5"}
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error("INTERNAL_ERROR", "internal error; quote the correlation id when reporting it")

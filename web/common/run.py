@@ -22,16 +22,25 @@ from logs import setup_logging
 from settings import Settings, load_or_exit
 
 
-def _serve(create_app: Callable[[Settings], web.Application], settings: Settings, service: str, port: int,
-           reuse_port: bool) -> None:
+def _serve(
+    create_app: Callable[[Settings], web.Application], settings: Settings, service: str, port: int, reuse_port: bool
+) -> None:
     setup_logging(service=service, level=settings.log_level)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # a faster loop; see the README's dependencies
-    web.run_app(create_app(settings), host=settings.host, port=port, print=None, access_log=None,
-                shutdown_timeout=10, reuse_port=reuse_port or None)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=10,
+        reuse_port=reuse_port or None,
+    )
 
 
-def run_service(create_app: Callable[[Settings], web.Application], *, service: str,
-                port_of: Callable[[Settings], int]) -> None:
+def run_service(
+    create_app: Callable[[Settings], web.Application], *, service: str, port_of: Callable[[Settings], int]
+) -> None:
     settings = load_or_exit()
     setup_logging(service=service, level=settings.log_level)
     log = logging.getLogger(__name__)
@@ -43,8 +52,10 @@ def run_service(create_app: Callable[[Settings], web.Application], *, service: s
         _serve(create_app, settings, service, port, reuse_port=False)
         return
     context = multiprocessing.get_context("fork")
-    children = [context.Process(target=_serve, args=(create_app, settings, service, port, True), daemon=False)
-                for _ in range(settings.web_processes)]
+    children = [
+        context.Process(target=_serve, args=(create_app, settings, service, port, True), daemon=False)
+        for _ in range(settings.web_processes)
+    ]
     for child in children:
         child.start()
 

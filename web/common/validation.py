@@ -1,7 +1,7 @@
 """Small, explicit request validation: each check names the field it rejects.
 
 A hand-written checker rather than a schema library: the bodies are small, the messages must name
-the field in the contract's words, and the hot path (the send request) must stay cheap.
+the field in the API's words, and the hot path (the send request) must stay cheap.
 """
 
 from __future__ import annotations
@@ -50,8 +50,16 @@ def reject_unknown(body: dict, allowed: set[str]) -> None:
         raise fail(f"unknown field(s): {', '.join(unknown)}")
 
 
-def string(body: dict, name: str, *, required: bool = True, min_len: int = 1, max_len: int = 1000,
-           default: str | None = None, single_line: bool = False) -> str | None:
+def string(
+    body: dict,
+    name: str,
+    *,
+    required: bool = True,
+    min_len: int = 1,
+    max_len: int = 1000,
+    default: str | None = None,
+    single_line: bool = False,
+) -> str | None:
     if name not in body or body[name] is None:
         if required:
             raise fail(f"{name} is required")
@@ -73,8 +81,9 @@ def email(body: dict, name: str = "email", *, required: bool = True) -> str | No
     return value.lower() if value is not None else None
 
 
-def integer(body: dict, name: str, *, low: int, high: int, default: int | None = None,
-            required: bool = False) -> int | None:
+def integer(
+    body: dict, name: str, *, low: int, high: int, default: int | None = None, required: bool = False
+) -> int | None:
     if name not in body or body[name] is None:
         if required:
             raise fail(f"{name} is required")
@@ -95,8 +104,9 @@ def boolean(body: dict, name: str, *, default: bool | None = None) -> bool | Non
     return body[name]
 
 
-def obj(body: dict, name: str, *, required: bool = False, default: dict | None = None,
-        max_bytes: int = 64 * 1024) -> dict | None:
+def obj(
+    body: dict, name: str, *, required: bool = False, default: dict | None = None, max_bytes: int = 64 * 1024
+) -> dict | None:
     if name not in body or body[name] is None:
         if required:
             raise fail(f"{name} is required")
@@ -120,6 +130,7 @@ def uuid_str(value: Any, name: str) -> str:
 
 def paging(request: web.Request, *, max_limit: int = 100) -> tuple[int, int]:
     """``page`` (from 1) and ``limit`` (1..max_limit) from the query string."""
+
     def read(name: str, default: int, low: int, high: int) -> int:
         raw = request.query.get(name)
         if raw is None or raw == "":

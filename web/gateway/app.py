@@ -6,18 +6,19 @@ import aiohttp
 import dramatiq
 from aiohttp import web
 
-from models.keys import Keys
+from messaging.rabbitmq import HeraldBroker
 from models.redis_client import sync_client
+from models.status_writer import StatusWriter
 from providers.rendering import Renderer
 from settings import Settings
-from web.common import keys
+from web.common import app_keys
 from web.common.app import add_routes, check_redis, create_base_app
-from web.common.metrics import GatewayMetrics
 from web.gateway import routes
+from web.gateway.app_keys import pipeline_key, publisher_key, status_writer_key
 from web.gateway.docs import setup_docs
 from web.gateway.guards import Idempotency, RateLimiter
-from web.gateway.keys import pipeline_key, publisher_key
 from web.gateway.lookups import Lookups, ServiceClient
+from web.gateway.metrics import GatewayMetrics
 from web.gateway.publisher import Publisher
 from web.gateway.recorder import Recorder
 from web.gateway.sending import SendPipeline
@@ -26,12 +27,17 @@ from web.gateway.sending import SendPipeline
 def create_app(settings: Settings, *, broker: dramatiq.Broker | None = None) -> web.Application:
     """The gateway; ``broker`` is given only by ``make run`` (its in-process broker)."""
     app = create_base_app(
-        settings, service="gateway",
-        checks={"redis": check_redis, "rabbitmq": _check_rabbitmq, "users": _check_users,
-                "templates": _check_templates},
+        settings,
+        service="gateway",
+        checks={
+            "redis": check_redis,
+            "rabbitmq": _check_rabbitmq,
+            "users": _check_users,
+            "templates": _check_templates,
+        },
         database_urls={"notifications": settings.notifications_database_url},
     )
-    app[keys.metrics_key] = GatewayMetrics()  # the send-path counters and scrape-time gauges too
+    app[app_keys.metrics_key] = GatewayMetrics()  # the send-path counters and scrape-time gauges too
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(lambda app: _publisher_ctx(app, broker))
     add_routes(app, routes.ROUTES)
@@ -43,25 +49,30 @@ def create_app(settings: Settings, *, broker: dramatiq.Broker | None = None) -> 
 
 async def _http_ctx(app: web.Application):
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300))
-    app[keys.http_client_key] = session
+    app[app_keys.http_client_key] = session
     yield
     await session.close()
 
 
 async def _publisher_ctx(app: web.Application, broker: dramatiq.Broker | None):
-    from middleware.rabbitmq import HeraldBroker
-
-    settings = app[keys.settings_key]
+    """The publisher and everything the send path builds on it; the blocking Redis client serves
+    the publishing threads (idempotency records, a dead-letter replay's status mirror)."""
+    settings = app[app_keys.settings_key]
     publisher = Publisher(broker=broker or HeraldBroker(url=settings.rabbitmq_url, middleware=[]))
     publisher.start()
     app[publisher_key] = publisher
-    redis, redis_keys = app[keys.redis_key], app[keys.redis_keys_key]
+    redis, redis_keys = app[app_keys.redis_key], app[app_keys.redis_keys_key]
     blocking_redis = sync_client(settings.redis_url)
+    app[status_writer_key] = StatusWriter(redis=blocking_redis, keys=redis_keys)
     idempotency = Idempotency(redis=redis, keys=redis_keys, blocking_redis=blocking_redis)
     app[pipeline_key] = SendPipeline(
         app=app,
-        lookups=Lookups(redis=redis, keys=redis_keys, settings=settings,
-                        client=ServiceClient(settings=settings, session=app[keys.http_client_key])),
+        lookups=Lookups(
+            redis=redis,
+            keys=redis_keys,
+            settings=settings,
+            client=ServiceClient(settings=settings, session=app[app_keys.http_client_key]),
+        ),
         idempotency=idempotency,
         limiter=RateLimiter(keys=redis_keys, per_hour=settings.rate_limit_per_hour),
         publisher=publisher,
@@ -78,16 +89,13 @@ async def _check_rabbitmq(app: web.Application) -> bool:
 
 
 async def _check_service(app: web.Application, base: str) -> bool:
-    async with app[keys.http_client_key].get(base + "/health", timeout=aiohttp.ClientTimeout(total=1.2)) as r:
+    async with app[app_keys.http_client_key].get(base + "/health", timeout=aiohttp.ClientTimeout(total=1.2)) as r:
         return r.status == 200
 
 
 async def _check_users(app: web.Application) -> bool:
-    return await _check_service(app, app[keys.settings_key].user_service_url)
+    return await _check_service(app, app[app_keys.settings_key].user_service_url)
 
 
 async def _check_templates(app: web.Application) -> bool:
-    return await _check_service(app, app[keys.settings_key].template_service_url)
-
-
-__all__ = ["Keys", "create_app"]
+    return await _check_service(app, app[app_keys.settings_key].template_service_url)

@@ -9,20 +9,17 @@ blocking client, before the publish: written afterwards it could overwrite the w
 
 from __future__ import annotations
 
-import functools
-
 import peewee
 import pika.exceptions
 from aiohttp import web
 
-from models.dao import dead_letters
-from models.dao.notifications import StatusWriter
-from models.redis_client import sync_client
-from web.common import keys, validation
+from messaging import dead_letters
+from models.notification import DELIVERED, PENDING
+from web.common import app_keys, validation
 from web.common.app import in_db
 from web.common.auth import caller_of, require_admin
 from web.common.envelope import ApiError, ok, page_meta
-from web.gateway.keys import publisher_key
+from web.gateway.app_keys import publisher_key, status_writer_key
 from web.gateway.publisher import PublishError
 
 MESSAGES = {
@@ -31,28 +28,25 @@ MESSAGES = {
 }
 
 
-@functools.cache
-def _blocking_redis(url: str | None):
-    """One blocking client per process for the replay's mirror write (rare, admin-only)."""
-    return sync_client(url)
-
-
 def _admin(request: web.Request) -> None:
-    require_admin(caller_of(request, request.app[keys.settings_key]))
+    require_admin(caller_of(request, request.app[app_keys.settings_key]))
 
 
 async def _run(request: web.Request, fn, *args, **kwargs):
     try:
         return await in_db(request.app, fn, *args, atomic=False, **kwargs)
     except (peewee.PeeweeException, pika.exceptions.AMQPError, PublishError, OSError):
-        raise ApiError("SERVICE_UNAVAILABLE", "the broker or storage is unavailable; try again shortly",
-                       headers={"Retry-After": "5"}) from None
+        raise ApiError(
+            "SERVICE_UNAVAILABLE",
+            "the broker or storage is unavailable; try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     _admin(request)
     page, limit = validation.paging(request)
-    url = request.app[keys.settings_key].rabbitmq_url
+    url = request.app[app_keys.settings_key].rabbitmq_url
     if url is None:  # make run's in-process broker has no failed.queue
         return ok([], meta=page_meta(total=0, limit=limit, page=page))
     total, items = await _run(request, dead_letters.listing, url, page=page, limit=limit)
@@ -62,16 +56,17 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 async def replay_dead_letter(request: web.Request) -> web.Response:
     _admin(request)
     nid = request.match_info["notification_id"]
-    settings = request.app[keys.settings_key]
+    settings = request.app[app_keys.settings_key]
     if len(nid) > 64 or settings.rabbitmq_url is None:
         raise ApiError("NOT_FOUND", "no dead letter with that notification id")
-    status = StatusWriter(redis=_blocking_redis(settings.redis_url), keys=request.app[keys.redis_keys_key])
-    replayer = dead_letters.Replayer(publish=request.app[publisher_key].publish_blocking, mirror=status.mirror)
+    replayer = dead_letters.Replayer(
+        publish=request.app[publisher_key].publish_blocking, mirror=request.app[status_writer_key].mirror
+    )
     try:
         outcome = await _run(request, replayer.replay_one, settings.rabbitmq_url, nid)
     except dead_letters.ReplayError as exc:
         raise ApiError("CONFLICT", str(exc)) from None
     if outcome is None:
         raise ApiError("NOT_FOUND", "no dead letter with that notification id")
-    status_now = "delivered" if outcome == dead_letters.ALREADY_DELIVERED else "pending"
+    status_now = DELIVERED if outcome == dead_letters.ALREADY_DELIVERED else PENDING
     return ok({"notification_id": nid, "outcome": outcome, "status": status_now}, message=MESSAGES[outcome])

@@ -42,6 +42,7 @@ async def docs_page(request: web.Request) -> web.Response:
 
 # --- the page's view of the document ----------------------------------------------------------
 
+
 @functools.cache
 def page_context() -> dict[str, Any]:
     doc = document()
@@ -55,8 +56,11 @@ def page_context() -> dict[str, Any]:
         "groups": [group for group in groups.values() if group["operations"]],
         "auth": doc["components"]["securitySchemes"]["bearerAuth"]["description"],
         "error_codes": schemas["ErrorCode"]["enum"],
-        "schemas": [{"name": name, "description": schema.get("description", ""), "fields": _fields(doc, schema)}
-                    for name, schema in schemas.items() if "properties" in schema],
+        "schemas": [
+            {"name": name, "description": schema.get("description", ""), "fields": _fields(doc, schema)}
+            for name, schema in schemas.items()
+            if "properties" in schema
+        ],
     }
 
 
@@ -85,8 +89,14 @@ def _type(node: dict) -> str:
     return text + (" or null" if node.get("nullable") else "")
 
 
-CONSTRAINTS = [("minLength", "min length {}"), ("maxLength", "max length {}"), ("minimum", "≥ {}"),
-               ("maximum", "≤ {}"), ("pattern", "pattern {}"), ("minProperties", "at least {} field(s)")]
+CONSTRAINTS = [
+    ("minLength", "min length {}"),
+    ("maxLength", "max length {}"),
+    ("minimum", "≥ {}"),
+    ("maximum", "≤ {}"),
+    ("pattern", "pattern {}"),
+    ("minProperties", "at least {} field(s)"),
+]
 
 
 def _constraints(node: dict) -> list[str]:
@@ -104,8 +114,15 @@ def _fields(doc: dict, schema: dict, prefix: str = "") -> list[dict]:
     required = set(schema.get("required", ()))
     out = []
     for name, prop in schema.get("properties", {}).items():
-        out.append({"name": prefix + name, "type": _type(prop), "required": name in required,
-                    "constraints": _constraints(_resolve(doc, prop)), "description": prop.get("description", "")})
+        out.append(
+            {
+                "name": prefix + name,
+                "type": _type(prop),
+                "required": name in required,
+                "constraints": _constraints(_resolve(doc, prop)),
+                "description": prop.get("description", ""),
+            }
+        )
         if "properties" in prop:
             out += _fields(doc, prop, prefix=f"{prefix}{name}.")
     return out
@@ -128,9 +145,13 @@ def _payload(node: dict) -> str:
 def _response(doc: dict, status: str, response: dict) -> dict:
     response = _resolve(doc, response)
     media, body = next(iter(response.get("content", {}).items()), (None, {}))
-    return {"status": status, "description": response["description"], "media": media,
-            "payload": _payload(body.get("schema", {})) if media else "",
-            "headers": [name for name in response.get("headers", {}) if name not in HIDDEN_HEADERS]}
+    return {
+        "status": status,
+        "description": response["description"],
+        "media": media,
+        "payload": _payload(body.get("schema", {})) if media else "",
+        "headers": [name for name in response.get("headers", {}) if name not in HIDDEN_HEADERS],
+    }
 
 
 def _security(op: dict) -> str:
@@ -144,13 +165,30 @@ def _operation(doc: dict, path: str, method: str, op: dict) -> dict:
     params = [_resolve(doc, p) for p in op.get("parameters", [])]
     body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
     return {
-        "id": op["operationId"], "method": method.upper(), "path": path, "summary": op["summary"],
-        "description": op.get("description", ""), "security": _security(op),
-        "parameters": [{"name": p["name"], "in": p["in"], "required": p.get("required", False),
-                        "type": _type(p["schema"]), "constraints": _constraints(p["schema"]),
-                        "description": p.get("description", "")}
-                       for p in params if p["name"] not in HIDDEN_HEADERS],
-        "body": None if body is None else {"name": _ref_name(body), "fields": _fields(doc, body),
-                                           "description": _resolve(doc, body).get("description", "")},
+        "id": op["operationId"],
+        "method": method.upper(),
+        "path": path,
+        "summary": op["summary"],
+        "description": op.get("description", ""),
+        "security": _security(op),
+        "parameters": [
+            {
+                "name": p["name"],
+                "in": p["in"],
+                "required": p.get("required", False),
+                "type": _type(p["schema"]),
+                "constraints": _constraints(p["schema"]),
+                "description": p.get("description", ""),
+            }
+            for p in params
+            if p["name"] not in HIDDEN_HEADERS
+        ],
+        "body": None
+        if body is None
+        else {
+            "name": _ref_name(body),
+            "fields": _fields(doc, body),
+            "description": _resolve(doc, body).get("description", ""),
+        },
         "responses": [_response(doc, status, response) for status, response in op["responses"].items()],
     }

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from models.keys import IDEMPOTENCY_TTL_S, RATE_WINDOW_S, Keys
+from models.redis_keys import IDEMPOTENCY_TTL_S, RATE_WINDOW_S, RedisKeys
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Replay:
 
 
 class Idempotency:
-    def __init__(self, *, redis: aioredis.Redis, keys: Keys, blocking_redis=None) -> None:
+    def __init__(self, *, redis: aioredis.Redis, keys: RedisKeys, blocking_redis=None) -> None:
         self.redis = redis
         self.keys = keys
         self.blocking_redis = blocking_redis
@@ -103,7 +103,7 @@ class Idempotency:
 
 
 class RateLimiter:
-    def __init__(self, *, keys: Keys, per_hour: int) -> None:
+    def __init__(self, *, keys: RedisKeys, per_hour: int) -> None:
         self.keys = keys
         self.per_hour = per_hour
 

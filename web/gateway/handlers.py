@@ -9,16 +9,16 @@ from aiohttp import web
 
 from models.dao import notifications as dao
 from models.notification import CHANNELS, DELIVERED, FAILED, STATUSES
-from web.common import keys, validation
+from web.common import app_keys, validation
 from web.common.app import in_db
+from web.common.app_keys import correlation_id_key
 from web.common.auth import caller_of, require_privileged
 from web.common.envelope import ApiError, ok, page_meta
-from web.common.keys import correlation_id_key
-from web.gateway.keys import pipeline_key
+from web.gateway.app_keys import pipeline_key
 
 
 def _caller(request: web.Request):
-    return caller_of(request, request.app[keys.settings_key])
+    return caller_of(request, request.app[app_keys.settings_key])
 
 
 async def send_notification(request: web.Request) -> web.Response:
@@ -26,8 +26,9 @@ async def send_notification(request: web.Request) -> web.Response:
     body = await validation.json_body(request)
     accepted = await request.app[pipeline_key].send(caller, body, correlation_id=request[correlation_id_key])
     if accepted.replayed:
-        return ok(accepted.data, message="already accepted (idempotent replay)",
-                  headers={"Idempotent-Replayed": "true"})
+        return ok(
+            accepted.data, message="already accepted (idempotent replay)", headers={"Idempotent-Replayed": "true"}
+        )
     return ok(accepted.data, message="notification accepted", status=202)
 
 
@@ -58,8 +59,9 @@ async def list_notifications(request: web.Request) -> web.Response:
     channel = request.query.get("notification_type") or None
     if channel is not None and channel not in CHANNELS:
         raise validation.fail("notification_type must be 'email' or 'push'")
-    total, rows = await _db(request, dao.listing, user_id=user_id, status=status, notification_type=channel,
-                            page=page, limit=limit)
+    total, rows = await _db(
+        request, dao.listing, user_id=user_id, status=status, notification_type=channel, page=page, limit=limit
+    )
     return ok([row.public() for row in rows], meta=page_meta(total=total, limit=limit, page=page))
 
 
@@ -102,8 +104,9 @@ async def _db(request: web.Request, fn, *args, **kwargs):
     try:
         return await in_db(request.app, fn, *args, **kwargs)
     except peewee.PeeweeException:
-        raise ApiError("SERVICE_UNAVAILABLE", "storage unavailable; try again shortly",
-                       headers={"Retry-After": "5"}) from None
+        raise ApiError(
+            "SERVICE_UNAVAILABLE", "storage unavailable; try again shortly", headers={"Retry-After": "5"}
+        ) from None
 
 
 __all__ = ["CHANNELS", "get_notification", "list_notifications", "provider_receipt", "send_notification"]

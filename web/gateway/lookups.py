@@ -14,14 +14,14 @@ from urllib.parse import quote
 import aiohttp
 import redis.asyncio as aioredis
 
-from models.keys import Keys
+from models.redis_keys import RedisKeys
+from models.template import DEFAULT_LANGUAGE
 from settings import Settings
 from web.common.auth import issue_token
 from web.common.envelope import ApiError
 
 #: Seconds for a call to the user or template service before the send answers 503.
 SERVICE_TIMEOUT = aiohttp.ClientTimeout(total=3, connect=1)
-DEFAULT_LANGUAGE = "en"
 
 
 class ServiceClient:
@@ -45,20 +45,22 @@ class ServiceClient:
         """The ``data`` of a GET, ``None`` on 404, :class:`ApiError` 503 when the service fails."""
         headers = {"Authorization": f"Bearer {self.token()}", "X-Correlation-ID": correlation_id}
         try:
-            async with self.session.get(base + path, params=params, headers=headers,
-                                        timeout=SERVICE_TIMEOUT) as resp:
+            async with self.session.get(base + path, params=params, headers=headers, timeout=SERVICE_TIMEOUT) as resp:
                 if resp.status == 404:
                     return None
                 if resp.status != 200:
                     raise ApiError("SERVICE_UNAVAILABLE", f"upstream service answered {resp.status}")
                 return (await resp.json())["data"]
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
-            raise ApiError("SERVICE_UNAVAILABLE", "a required service is unavailable; try again shortly",
-                           headers={"Retry-After": "5"}) from None
+            raise ApiError(
+                "SERVICE_UNAVAILABLE",
+                "a required service is unavailable; try again shortly",
+                headers={"Retry-After": "5"},
+            ) from None
 
 
 class Lookups:
-    def __init__(self, *, redis: aioredis.Redis, keys: Keys, client: ServiceClient, settings: Settings) -> None:
+    def __init__(self, *, redis: aioredis.Redis, keys: RedisKeys, client: ServiceClient, settings: Settings) -> None:
         self.redis = redis
         self.keys = keys
         self.client = client
@@ -72,16 +74,22 @@ class Lookups:
     async def user(self, user_id: str, cached: str | None, *, correlation_id: str) -> dict | None:
         if cached:
             return json.loads(cached)
-        return await self.client.get(self.settings.user_service_url, f"/api/v1/users/{user_id}",
-                                     correlation_id=correlation_id)
+        return await self.client.get(
+            self.settings.user_service_url, f"/api/v1/users/{user_id}", correlation_id=correlation_id
+        )
 
-    async def template(self, code: str, language: str, cached_default: str | None, *,
-                       correlation_id: str) -> dict | None:
+    async def template(
+        self, code: str, language: str, cached_default: str | None, *, correlation_id: str
+    ) -> dict | None:
         """The template in ``language``, else in English (the service applies the same fallback)."""
-        cached = cached_default if language == DEFAULT_LANGUAGE else await self.redis.get(
-            self.keys.template(code, language))
+        cached = (
+            cached_default if language == DEFAULT_LANGUAGE else await self.redis.get(self.keys.template(code, language))
+        )
         if cached:
             return json.loads(cached)
-        return await self.client.get(self.settings.template_service_url,
-                                     f"/api/v1/templates/{quote(code, safe='')}",
-                                     params={"language": language}, correlation_id=correlation_id)
+        return await self.client.get(
+            self.settings.template_service_url,
+            f"/api/v1/templates/{quote(code, safe='')}",
+            params={"language": language},
+            correlation_id=correlation_id,
+        )

@@ -9,9 +9,9 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from web.common import keys
+from web.common import app_keys
+from web.common.app_keys import correlation_id_key
 from web.common.envelope import ApiError
-from web.common.keys import correlation_id_key
 
 FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "X-Correlation-ID")
 FORWARDED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate", "Allow")
@@ -22,20 +22,22 @@ def forward_to(base_of):
     """A handler forwarding to the service whose base URL ``base_of(settings)`` gives."""
 
     async def forward(request: web.Request) -> web.Response:
-        settings = request.app[keys.settings_key]
-        session = request.app[keys.http_client_key]
+        settings = request.app[app_keys.settings_key]
+        session = request.app[app_keys.http_client_key]
         headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
         headers["X-Correlation-ID"] = request[correlation_id_key]
         body = await request.read() if request.can_read_body else None
         url = base_of(settings) + request.rel_url.raw_path_qs
         try:
-            async with session.request(request.method, url, data=body, headers=headers, timeout=TIMEOUT,
-                                       allow_redirects=False) as upstream:
+            async with session.request(
+                request.method, url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False
+            ) as upstream:
                 payload = await upstream.read()
                 out = {h: upstream.headers[h] for h in FORWARDED_RESPONSE_HEADERS if h in upstream.headers}
                 return web.Response(status=upstream.status, body=payload, headers=out)
         except (aiohttp.ClientError, TimeoutError):
-            raise ApiError("SERVICE_UNAVAILABLE", "the service behind this path is unavailable",
-                           headers={"Retry-After": "5"}) from None
+            raise ApiError(
+                "SERVICE_UNAVAILABLE", "the service behind this path is unavailable", headers={"Retry-After": "5"}
+            ) from None
 
     return forward

@@ -2,7 +2,7 @@
 
 pika is synchronous: each publish (with its publisher confirm) runs in a small thread pool whose
 threads each own a channel (dramatiq's broker keeps connections per thread). The gateway declares
-the contract's topology in the background at start and keeps retrying while RabbitMQ is away;
+the whole topology in the background at start and keeps retrying while RabbitMQ is away;
 ``ready`` turns true once it has, and ``/health`` reports RabbitMQ down until then.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 
 import dramatiq
@@ -17,12 +18,13 @@ import pika.exceptions
 from dramatiq.errors import BrokerError
 from dramatiq.message import Message
 
-from middleware.rabbitmq import HeraldBroker
-from middleware.topology import ACTOR_OF_CHANNEL, EMAIL_QUEUE, QUEUE_OF_CHANNEL
+from messaging.messages import CORRELATION_ID, delivery_message
+from messaging.rabbitmq import HeraldBroker, declare_until_done, message_count
+from messaging.topology import EMAIL_QUEUE
 
 log = logging.getLogger(__name__)
 
-#: Seconds the contract allows between a refused publish and the 503.
+#: Seconds between a refused publish and the 503 at the latest (README, "Failure behaviour").
 PUBLISH_TIMEOUT_S = 5.0
 #: Publishing threads; each holds one AMQP connection. A batch of accepted sends is published
 #: across them at once (:meth:`Publisher.publish_many_blocking`).
@@ -39,41 +41,32 @@ class Publisher:
         self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="publish")
         self.ready = False
         self._declaring: asyncio.Task | None = None
+        self._stop = threading.Event()
 
     def start(self) -> None:
-        self._declaring = asyncio.get_running_loop().create_task(self._declare_until_done())
+        """Declare the topology in the background (on a publishing thread); ``ready`` once done."""
+        self._declaring = asyncio.get_running_loop().create_task(self._declare())
 
-    async def _declare_until_done(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self._run(self._declare)
-                self.ready = True
-                log.info("RabbitMQ topology declared")
-                return
-            except Exception as exc:
-                log.warning("RabbitMQ not ready, retrying in %.1fs: %s", delay, type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    def _declare(self) -> None:
-        if isinstance(self.broker, HeraldBroker):
-            self.broker.declare_topology()
-
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    def message(self, *, channel: str, body: dict, priority: int, correlation_id: str) -> Message:
-        return Message(
-            queue_name=QUEUE_OF_CHANNEL[channel], actor_name=ACTOR_OF_CHANNEL[channel], args=(body,),
-            kwargs={}, options={"broker_priority": priority, "correlation_id": correlation_id},
-            message_id=body["notification_id"],
+    async def _declare(self) -> None:
+        declared = not isinstance(self.broker, HeraldBroker) or await self.run(
+            declare_until_done, self.broker.declare_topology, stop=self._stop
         )
+        self.ready = declared
+
+    async def run(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` on a publishing thread, whose channel it may use."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    @staticmethod
+    def message(*, body: dict, correlation_id: str) -> Message:
+        """The delivery message of an accepted send."""
+        return delivery_message(body=body, options={CORRELATION_ID: correlation_id})
 
     def publish_blocking(self, message: Message) -> None:
         """Publish persistently and wait for the broker's confirm, on the calling (worker) thread.
 
-        The connection's own timeouts (``middleware.rabbitmq.URL_DEFAULTS``) bound the wait, so a
+        The connection's own timeouts (``messaging.rabbitmq.URL_DEFAULTS``) bound the wait, so a
         refused or unreachable broker surfaces as :class:`PublishError` within seconds.
         """
         try:
@@ -117,16 +110,17 @@ class Publisher:
 
         def check() -> bool:
             try:
-                self.broker.channel.queue_declare(queue=EMAIL_QUEUE, passive=True)
+                message_count(self.broker.channel, EMAIL_QUEUE)
                 return True
             except pika.exceptions.AMQPError:
                 del self.broker.connection
                 return False
 
-        return await self._run(check)
+        return await self.run(check)
 
     async def close(self) -> None:
+        self._stop.set()
         if self._declaring is not None:
             self._declaring.cancel()
-        await self._run(self.broker.close)
+        await self.run(self.broker.close)
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -48,8 +48,9 @@ class Entry:
 
 
 class Recorder:
-    def __init__(self, *, app: web.Application, publisher: Publisher, idempotency: Idempotency,
-                 flushes: int = FLUSHES) -> None:
+    def __init__(
+        self, *, app: web.Application, publisher: Publisher, idempotency: Idempotency, flushes: int = FLUSHES
+    ) -> None:
         self.app = app
         self.publisher = publisher
         self.idempotency = idempotency

@@ -17,9 +17,12 @@ RENDER_THREADS = 4
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = create_base_app(settings, service="templates",
-                          checks={"postgres": check_postgres, "redis": check_redis},
-                          database_urls={"templates": settings.templates_database_url})
+    app = create_base_app(
+        settings,
+        service="templates",
+        checks={"postgres": check_postgres, "redis": check_redis},
+        database_urls={"templates": settings.templates_database_url},
+    )
     app[renderer_key] = Renderer()
     app.cleanup_ctx.append(_render_pool_ctx)
     add_routes(app, ROUTES)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from web.common.app_keys import settings_key
 from web.common.auth import Caller, caller_of, require_privileged
 from web.common.envelope import ok, page_meta
-from web.common.keys import settings_key
 from web.common.validation import json_body
 from web.templates import service
 
@@ -43,8 +43,11 @@ async def get_template(request: web.Request) -> web.Response:
     code = service.code_of(request.match_info["code"])
     asked = service.language_of(request.query.get("language"))
     template = await service.get(request.app, code, asked)
-    message = "template found" if template["language"] == asked else (
-        f"no {asked!r} version; returned {template['language']!r}")
+    message = (
+        "template found"
+        if template["language"] == asked
+        else (f"no {asked!r} version; returned {template['language']!r}")
+    )
     return ok(template, message=message)
 
 
@@ -59,8 +62,7 @@ async def list_versions(request: web.Request) -> web.Response:
     _caller(request)
     code = service.code_of(request.match_info["code"])
     items, total, page, limit = await service.versions(request.app, request, code)
-    return ok(items, message="template versions, newest first",
-              meta=page_meta(total=total, limit=limit, page=page))
+    return ok(items, message="template versions, newest first", meta=page_meta(total=total, limit=limit, page=page))
 
 
 async def render_template(request: web.Request) -> web.Response:

@@ -24,13 +24,14 @@ import redis.exceptions
 from aiohttp import web
 
 from models.dao import templates as dao
-from models.keys import TEMPLATE_TTL_S
+from models.redis_keys import TEMPLATE_TTL_S
+from models.template import DEFAULT_LANGUAGE, LANGUAGE_RE
 from providers.rendering import Renderer, RenderError
 from web.common import validation as v
 from web.common.app import in_db
+from web.common.app_keys import redis_key, redis_keys_key
 from web.common.auth import Caller
 from web.common.envelope import ApiError
-from web.common.keys import redis_key, redis_keys_key
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ renderer_key = web.AppKey("template_renderer", Renderer)
 render_executor_key = web.AppKey("template_render_executor", ThreadPoolExecutor)
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 MAX_CONTENT = 100_000
 #: RFC 5322's line limit: a longer subject could not be sent as one header line.
 MAX_SUBJECT = 998
@@ -52,9 +52,10 @@ RENDER_FIELDS = {"variables", "language"}
 
 # --- request checks -------------------------------------------------------------------------
 
+
 def language_of(value: Any, name: str = "language") -> str:
     if value is None or value == "":
-        return dao.DEFAULT_LANGUAGE
+        return DEFAULT_LANGUAGE
     if not isinstance(value, str) or not LANGUAGE_RE.match(value):
         raise v.fail(f"{name} must be a language tag such as 'en' or 'pt-BR'")
     return value
@@ -81,10 +82,8 @@ def _text_fields(app: web.Application, body: dict, *, creating: bool) -> dict[st
     if name is not None:
         out["name"] = name
     if "description" in body:
-        out["description"] = v.string(body, "description", required=False, min_len=0,
-                                      max_len=MAX_DESCRIPTION)
-    subject = v.string(body, "subject", required=False, min_len=0, max_len=MAX_SUBJECT,
-                       single_line=True)
+        out["description"] = v.string(body, "description", required=False, min_len=0, max_len=MAX_DESCRIPTION)
+    subject = v.string(body, "subject", required=False, min_len=0, max_len=MAX_SUBJECT, single_line=True)
     if subject is not None:
         _checked_syntax(app, "subject", subject)
         out["subject"] = subject
@@ -106,6 +105,7 @@ def creator_of(caller: Caller) -> str | None:
 # --- cache ----------------------------------------------------------------------------------
 # Redis is a speed-up here, not the record: when it is unreachable reads go to the database and
 # the failure is logged rather than turned into an error for a request that can still be served.
+
 
 async def _cache_get(app: web.Application, code: str, language: str) -> dict | None:
     try:
@@ -134,11 +134,13 @@ async def _cache_drop(app: web.Application, code: str, language: str) -> None:
     try:
         await app[redis_key].delete(app[redis_keys_key].template(code, language))
     except (redis.exceptions.RedisError, OSError) as exc:
-        log.error("template cache invalidation failed for %s:%s; it may stay stale until its TTL: %s",
-                  code, language, exc)
+        log.error(
+            "template cache invalidation failed for %s:%s; it may stay stale until its TTL: %s", code, language, exc
+        )
 
 
 # --- operations -----------------------------------------------------------------------------
+
 
 async def create(app: web.Application, caller: Caller, body: dict) -> dict:
     v.reject_unknown(body, CREATE_FIELDS)
@@ -150,8 +152,7 @@ async def create(app: web.Application, caller: Caller, body: dict) -> dict:
     fields.setdefault("subject", "")
     fields.setdefault("description", None)
     try:
-        template = await in_db(app, dao.create, code=code, language=language,
-                               created_by=creator_of(caller), **fields)
+        template = await in_db(app, dao.create, code=code, language=language, created_by=creator_of(caller), **fields)
     except peewee.IntegrityError:
         template = None
     if template is None:
@@ -179,7 +180,7 @@ async def get(app: web.Application, code: str, language: str) -> dict:
         return cached
     template = await in_db(app, dao.get_with_fallback, code, language)
     if template is None:
-        raise ApiError("NOT_FOUND", f"no template {code!r} in {language!r} or {dao.DEFAULT_LANGUAGE!r}")
+        raise ApiError("NOT_FOUND", f"no template {code!r} in {language!r} or {DEFAULT_LANGUAGE!r}")
     public = template.public()
     await _cache_put(app, public)
     return public
@@ -193,8 +194,7 @@ async def update(app: web.Application, caller: Caller, code: str, body: dict) ->
     if is_active is not None:
         changes["is_active"] = is_active
     if not changes:
-        raise v.fail("nothing to update: give at least one of name, description, subject, content, "
-                     "is_active")
+        raise v.fail("nothing to update: give at least one of name, description, subject, content, is_active")
     template = await in_db(app, dao.update, code, language, changes, creator_of(caller))
     if template is None:
         raise ApiError("NOT_FOUND", f"no template {code!r} in language {language!r}")
@@ -202,8 +202,7 @@ async def update(app: web.Application, caller: Caller, code: str, body: dict) ->
     return template.public()
 
 
-async def versions(app: web.Application, request: web.Request,
-                   code: str) -> tuple[list[dict], int, int, int]:
+async def versions(app: web.Application, request: web.Request, code: str) -> tuple[list[dict], int, int, int]:
     page, limit = v.paging(request)
     language = language_of(request.query.get("language"))
     found = await in_db(app, dao.versions, code, language, page=page, limit=limit)
@@ -218,8 +217,12 @@ async def render(app: web.Application, code: str, body: dict) -> dict:
     v.reject_unknown(body, RENDER_FIELDS)
     variables = v.obj(body, "variables", default={})
     template = await get(app, code, language_of(body.get("language")))
-    job = functools.partial(app[renderer_key].render, subject=template.get("subject") or "",
-                            content=template["content"], variables=variables)
+    job = functools.partial(
+        app[renderer_key].render,
+        subject=template.get("subject") or "",
+        content=template["content"],
+        variables=variables,
+    )
     try:
         rendered = await asyncio.get_running_loop().run_in_executor(app[render_executor_key], job)
     except RenderError as exc:
@@ -229,5 +232,10 @@ async def render(app: web.Application, code: str, body: dict) -> dict:
         # service's, and the exception's text may describe internals, so only its kind is shown.
         log.warning("template %s failed to render: %r", code, exc)
         raise v.fail(f"template failed to render ({type(exc).__name__})") from None
-    return {"subject": rendered.subject, "body": rendered.html, "text": rendered.text,
-            "language": template["language"], "version": template["version"]}
+    return {
+        "subject": rendered.subject,
+        "body": rendered.html,
+        "text": rendered.text,
+        "language": template["language"],
+        "version": template["version"],
+    }

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from models import passwords
 from settings import Settings
-from web.common import keys
+from web.common import app_keys
 from web.common.app import add_routes, check_postgres, check_redis, create_base_app
 from web.users.routes import ROUTES
 
@@ -16,13 +16,16 @@ from web.users.routes import ROUTES
 async def _warm_dummy_hash(app: web.Application) -> None:
     """Compute the unknown-email hash once at start, off the loop, so no login pays for it."""
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(app[keys.db_executor_key], passwords.dummy_hash)
+    await loop.run_in_executor(app[app_keys.db_executor_key], passwords.dummy_hash)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = create_base_app(settings, service="users",
-                          checks={"postgres": check_postgres, "redis": check_redis},
-                          database_urls={"users": settings.users_database_url})
+    app = create_base_app(
+        settings,
+        service="users",
+        checks={"postgres": check_postgres, "redis": check_redis},
+        database_urls={"users": settings.users_database_url},
+    )
     # Runs after the cleanup contexts' start-up half, so the executor exists by now.
     app.on_startup.append(_warm_dummy_hash)
     add_routes(app, ROUTES)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from web.common.app_keys import settings_key
 from web.common.auth import Caller, caller_of, require_privileged
 from web.common.envelope import ok, page_meta
-from web.common.keys import settings_key
 from web.common.validation import json_body, paging
 from web.users import service
 

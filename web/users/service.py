@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import uuid
 from typing import Any
 
@@ -19,9 +18,10 @@ from aiohttp import web
 
 from models import passwords
 from models.dao import users as dao
-from models.keys import USER_TTL_S
+from models.redis_keys import USER_TTL_S
+from models.template import LANGUAGE_RE
 from models.user import ROLES
-from web.common import keys
+from web.common import app_keys
 from web.common import validation as v
 from web.common.app import in_db
 from web.common.auth import Caller, issue_token
@@ -29,7 +29,6 @@ from web.common.envelope import ApiError
 
 log = logging.getLogger(__name__)
 
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 PUSH_TOKEN_MAX = 4096
 CREATE_FIELDS = {"name", "email", "password", "push_token", "preferences", "role"}
@@ -41,6 +40,7 @@ BAD_LOGIN = "invalid email or password"
 
 
 # --- validation ---------------------------------------------------------------------------------
+
 
 def _preferences(body: dict, *, partial: bool) -> dict[str, Any] | None:
     """Checked preferences; on create, defaults filled in; on PATCH, only what was sent."""
@@ -108,13 +108,14 @@ def _check_access(caller: Caller, user_id: str) -> None:
 
 # --- cache --------------------------------------------------------------------------------------
 
+
 def _cache_key(app: web.Application, user_id: str) -> str:
-    return app[keys.redis_keys_key].user(user_id)
+    return app[app_keys.redis_keys_key].user(user_id)
 
 
 async def _cache_get(app: web.Application, user_id: str) -> dict | None:
     try:
-        raw = await app[keys.redis_key].get(_cache_key(app, user_id))
+        raw = await app[app_keys.redis_key].get(_cache_key(app, user_id))
     except redis.RedisError as exc:
         log.warning("user cache read failed, using the database: %s", exc)
         return None
@@ -128,7 +129,7 @@ async def _cache_get(app: web.Application, user_id: str) -> dict | None:
 
 async def _cache_put(app: web.Application, user: dict) -> None:
     try:
-        await app[keys.redis_key].set(_cache_key(app, user["id"]), json.dumps(user), ex=USER_TTL_S)
+        await app[app_keys.redis_key].set(_cache_key(app, user["id"]), json.dumps(user), ex=USER_TTL_S)
     except redis.RedisError as exc:
         log.warning("user cache fill failed: %s", exc)
 
@@ -136,19 +137,21 @@ async def _cache_put(app: web.Application, user: dict) -> None:
 async def _cache_drop(app: web.Application, user_id: str) -> None:
     """After a change commits; if Redis is unreachable the stale copy lives at most USER_TTL_S."""
     try:
-        await app[keys.redis_key].delete(_cache_key(app, user_id))
+        await app[app_keys.redis_key].delete(_cache_key(app, user_id))
     except redis.RedisError as exc:
         log.error("user cache invalidation failed for %s: %s", user_id, exc)
 
 
 # --- password hashing off the event loop --------------------------------------------------------
 
+
 async def _cpu(app: web.Application, fn, *args):
     """scrypt takes ~50 ms of CPU; on the loop it would stall every other request."""
-    return await asyncio.get_running_loop().run_in_executor(app[keys.db_executor_key], fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(app[app_keys.db_executor_key], fn, *args)
 
 
 # --- operations ---------------------------------------------------------------------------------
+
 
 async def create_user(app: web.Application, body: dict, caller: Caller | None) -> dict:
     v.reject_unknown(body, CREATE_FIELDS)
@@ -247,6 +250,6 @@ async def login(app: web.Application, body: dict) -> dict:
     good = await _cpu(app, passwords.verify_password, password, stored)
     if user is None or not good or not user.is_active:
         raise ApiError("UNAUTHORIZED", BAD_LOGIN)
-    settings = app[keys.settings_key]
+    settings = app[app_keys.settings_key]
     token = issue_token(settings, sub=str(user.id), role=user.role)
     return {"access_token": token, "token_type": "bearer", "expires_in": settings.jwt_ttl_s}

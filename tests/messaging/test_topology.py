@@ -1,4 +1,4 @@
-"""The broker declares exactly the contract's topology (section 4), read back from RabbitMQ itself."""
+"""The broker declares exactly Herald's topology (README, "Deploying"), read back from RabbitMQ itself."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pika
 
-from middleware.rabbitmq import HeraldBroker
+from messaging.rabbitmq import HeraldBroker
 from tests.support.resources import declare_topology, rabbitmqctl
 
 DELIVERY_ARGS = {
@@ -43,13 +43,15 @@ def test_topology_is_the_contracts(rabbit_vhost):
         assert "x-message-ttl" not in _args(queues[dq]) and "x-max-length" not in _args(queues[dq])
     assert not [q for q in queues if q.endswith(".XQ")]
 
-    exchanges = json.loads(rabbitmqctl("list_exchanges", "-p", vhost, "--formatter", "json", "name", "type",
-                                       "durable"))
+    exchanges = json.loads(rabbitmqctl("list_exchanges", "-p", vhost, "--formatter", "json", "name", "type", "durable"))
     direct = next(e for e in exchanges if e["name"] == "notifications.direct")
     assert direct["type"] == "direct" and direct["durable"] is True
 
-    bindings = json.loads(rabbitmqctl("list_bindings", "-p", vhost, "--formatter", "json", "source_name",
-                                      "destination_name", "routing_key"))
+    bindings = json.loads(
+        rabbitmqctl(
+            "list_bindings", "-p", vhost, "--formatter", "json", "source_name", "destination_name", "routing_key"
+        )
+    )
     ours = {(b["destination_name"], b["routing_key"]) for b in bindings if b["source_name"] == "notifications.direct"}
     assert ours == {("email.queue", "email"), ("push.queue", "push"), ("failed.queue", "failed")}
 
@@ -68,8 +70,16 @@ def test_published_message_carries_the_contract_properties(rabbit_vhost):
     try:
         broker.declare_topology()
         body = {"notification_id": "n-1", "priority": 9}
-        broker.enqueue(Message(queue_name="email.queue", actor_name="send_email", args=(body,), kwargs={},
-                               options={"broker_priority": 9, "correlation_id": "corr-1"}, message_id="n-1"))
+        broker.enqueue(
+            Message(
+                queue_name="email.queue",
+                actor_name="send_email",
+                args=(body,),
+                kwargs={},
+                options={"broker_priority": 9, "correlation_id": "corr-1"},
+                message_id="n-1",
+            )
+        )
     finally:
         broker.close()
     conn = pika.BlockingConnection(pika.URLParameters(url))

@@ -1,4 +1,4 @@
-"""Redis key names, in one place; the design's names, behind an optional prefix.
+"""Redis key names, in one place, behind an optional prefix (README, "What a send does").
 
 The prefix (``REDIS_KEY_PREFIX``, empty by default) lets test runs and several installs share one
 Redis without colliding.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Lifetimes from the design's Redis model.
+#: Lifetimes, seconds.
 USER_TTL_S = 3600
 TEMPLATE_TTL_S = 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -17,7 +17,9 @@ RATE_WINDOW_S = 3600
 
 
 @dataclass(frozen=True)
-class Keys:
+class RedisKeys:
+    """Every key Herald writes, behind ``REDIS_KEY_PREFIX``."""
+
     prefix: str = ""
 
     def user(self, user_id: str) -> str:
@@ -40,3 +42,12 @@ class Keys:
 
     def circuit(self, name: str) -> str:
         return f"{self.prefix}circuit:{name}"
+
+    def circuit_probe(self, name: str) -> str:
+        return f"{self.prefix}circuit:{name}:probe"
+
+    def maintenance_tick(self, job: str, tick: str) -> str:
+        return f"{self.prefix}maintenance:{job}:{tick}"
+
+    def maintenance_alert(self, name: str) -> str:
+        return f"{self.prefix}maintenance:alert:{name}"

@@ -1,8 +1,8 @@
-"""dramatiq's RabbitMQ broker, shaped to the contract's topology.
+"""dramatiq's RabbitMQ broker, shaped to Herald's topology, and the reads every monitor shares.
 
 dramatiq declares one queue per actor queue plus ``.DQ`` (delays) and ``.XQ`` (dead letters) and
 publishes through the default exchange. Herald needs the ``notifications.direct`` exchange with
-bound queues carrying the contract's arguments, one shared ``failed.queue`` instead of the
+bound queues carrying Herald's arguments, one shared ``failed.queue`` instead of the
 ``.XQ`` queues, and AMQP properties (priority, correlation id, message id, timestamp, content
 type) on every message. The overrides below are of dramatiq 2.2's private hooks, so dramatiq is
 pinned; re-read ``dramatiq/brokers/rabbitmq.py`` on upgrade.
@@ -10,6 +10,9 @@ pinned; re-read ``dramatiq/brokers/rabbitmq.py`` on upgrade.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import pika
@@ -19,7 +22,10 @@ from dramatiq.common import current_millis, dq_name, q_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 
-from middleware import topology as queues
+from messaging import topology as queues
+from messaging.messages import BROKER_PRIORITY, CORRELATION_ID, ETA
+
+log = logging.getLogger(__name__)
 
 #: Connection defaults added to the URL unless it sets them: fail fast when RabbitMQ is away (a
 #: publish must turn into a 503 within seconds) and never block forever on a memory alarm.
@@ -41,16 +47,17 @@ def with_defaults(url: str) -> str:
 
 
 class HeraldBroker(RabbitmqBroker):
-    """A RabbitmqBroker that declares and publishes through the contract's topology."""
+    """A RabbitmqBroker that declares and publishes through Herald's topology."""
 
     def __init__(self, *, url: str, middleware=None) -> None:
-        super().__init__(url=with_defaults(url), confirm_delivery=True, max_priority=queues.MAX_PRIORITY,
-                         middleware=middleware)
+        super().__init__(
+            url=with_defaults(url), confirm_delivery=True, max_priority=queues.MAX_PRIORITY, middleware=middleware
+        )
 
     # -- declarations -------------------------------------------------------------------------
 
     def declare_topology(self) -> None:
-        """Create every exchange, queue and binding of the contract now (not lazily)."""
+        """Create every exchange, queue and binding now (not lazily)."""
         for queue in queues.ALL_QUEUES:
             self.declare_queue(queue, ensure=True)
             self.queues_pending.add(queue)
@@ -59,11 +66,9 @@ class HeraldBroker(RabbitmqBroker):
     def _declare_queue(self, queue_name):
         channel = self.channel
         channel.exchange_declare(exchange=queues.EXCHANGE, exchange_type="direct", durable=True)
-        ok = channel.queue_declare(queue=queue_name, durable=True,
-                                   arguments=queues.queue_arguments(queue_name))
+        ok = channel.queue_declare(queue=queue_name, durable=True, arguments=queues.queue_arguments(queue_name))
         if queue_name in queues.ROUTING_KEYS:
-            channel.queue_bind(queue=queue_name, exchange=queues.EXCHANGE,
-                               routing_key=queues.ROUTING_KEYS[queue_name])
+            channel.queue_bind(queue=queue_name, exchange=queues.EXCHANGE, routing_key=queues.ROUTING_KEYS[queue_name])
         return ok
 
     def _declare_dq_queue(self, queue_name):
@@ -73,8 +78,9 @@ class HeraldBroker(RabbitmqBroker):
     def _declare_xq_queue(self, queue_name):
         channel = self.channel
         ok = channel.queue_declare(queue=queues.FAILED_QUEUE, durable=True, arguments={})
-        channel.queue_bind(queue=queues.FAILED_QUEUE, exchange=queues.EXCHANGE,
-                           routing_key=queues.ROUTING_KEYS[queues.FAILED_QUEUE])
+        channel.queue_bind(
+            queue=queues.FAILED_QUEUE, exchange=queues.EXCHANGE, routing_key=queues.ROUTING_KEYS[queues.FAILED_QUEUE]
+        )
         return ok
 
     def flush(self, queue_name: str) -> None:
@@ -93,12 +99,12 @@ class HeraldBroker(RabbitmqBroker):
         return "", queue_name
 
     def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
-        """dramatiq's enqueue (2.2.1), publishing via the exchange with the contract's properties."""
+        """dramatiq's enqueue (2.2.1), publishing via the exchange with the documented AMQP properties."""
         canonical = message.queue_name
         queue_name = canonical
         if delay is not None:
             queue_name = dq_name(queue_name)
-            message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
+            message = message.copy(queue_name=queue_name, options={ETA: current_millis() + delay})
         exchange, routing_key = self._target(queue_name)
         attempts = 0
         while True:
@@ -111,8 +117,8 @@ class HeraldBroker(RabbitmqBroker):
                     body=message.encode(),
                     properties=pika.BasicProperties(
                         delivery_mode=2,
-                        priority=message.options.get("broker_priority"),
-                        correlation_id=message.options.get("correlation_id"),
+                        priority=message.options.get(BROKER_PRIORITY),
+                        correlation_id=message.options.get(CORRELATION_ID),
                         message_id=message.message_id,
                         timestamp=message.message_timestamp // 1000,
                         content_type="application/json",
@@ -131,3 +137,61 @@ class HeraldBroker(RabbitmqBroker):
                     raise ConnectionClosed(e) from None
                 if isinstance(e, pika.exceptions.AMQPConnectionError) and attempts >= 2:
                     raise ConnectionClosed(e) from None
+
+
+#: Seconds between attempts to declare the topology while RabbitMQ is unreachable (doubling, up to this).
+DECLARE_RETRY_MAX_S = 10.0
+
+
+def declare_until_done(declare: Callable[[], None], *, stop: threading.Event | None = None) -> bool:
+    """Call ``declare`` until it succeeds, doubling the pause; False if ``stop`` was set first.
+
+    Every process must start while RabbitMQ is away and catch up when it returns, so the gateway
+    (in a publishing thread) and the workers (in a background thread) both declare through this.
+    """
+    stop = stop or threading.Event()
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            declare()
+        except Exception as exc:
+            log.warning("RabbitMQ topology not declared yet (%s); retrying in %.1fs", type(exc).__name__, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, DECLARE_RETRY_MAX_S)
+            continue
+        log.info("RabbitMQ topology declared")
+        return True
+    return False
+
+
+def message_count(channel, name: str) -> int:
+    """Ready messages in one queue, by a passive declare on ``channel`` (which RabbitMQ closes if
+    the queue does not exist: ``pika.exceptions.ChannelClosedByBroker``)."""
+    return channel.queue_declare(queue=name, passive=True).method.message_count
+
+
+def queue_depths(broker, names: Iterable[str] = queues.WATCHED_QUEUES) -> dict[str, int]:
+    """Ready messages in each queue, on the calling thread's channel of ``broker``.
+
+    A passive declare is the cheapest way to ask: it creates nothing. A queue not declared yet
+    holds nothing and counts 0 (RabbitMQ closes the channel over it, so a fresh one is opened). With
+    dramatiq's in-process StubBroker (``make run``), its own queues are counted.
+
+    Raises:
+        pika.exceptions.AMQPError: RabbitMQ cannot be asked now (the connection is dropped, so the
+            next use opens a new one).
+    """
+    stub_queues = getattr(broker, "queues", None)
+    if isinstance(stub_queues, dict):
+        return {name: stub_queues[name].qsize() if name in stub_queues else 0 for name in names}
+    out: dict[str, int] = {}
+    for name in names:
+        try:
+            out[name] = message_count(broker.channel, name)
+        except pika.exceptions.ChannelClosedByBroker:
+            del broker.channel
+            out[name] = 0
+        except pika.exceptions.AMQPError:
+            del broker.connection
+            raise
+    return out

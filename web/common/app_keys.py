@@ -9,13 +9,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from models.base import Databases
-from models.keys import Keys
+from models.redis_keys import RedisKeys
 from settings import Settings
 from web.common.metrics import HttpMetrics
 
 settings_key = web.AppKey("settings", Settings)
 redis_key = web.AppKey("redis", aioredis.Redis)
-redis_keys_key = web.AppKey("redis_keys", Keys)
+redis_keys_key = web.AppKey("redis_keys", RedisKeys)
 databases_key = web.AppKey("databases", Databases)
 db_executor_key = web.AppKey("db_executor", ThreadPoolExecutor)
 metrics_key = web.AppKey("metrics", HttpMetrics)

@@ -6,16 +6,20 @@ dramatiq message, whose argument is the self-contained notification body, and Ra
 status. A mirror would be a second copy that can disagree with the queue (a purge by
 ``rabbitmqctl``, a dead letter whose row write failed); listing the queue itself cannot.
 
-Reading a queue without consuming it is not something AMQP offers, so a listing takes messages with
-``basic_get`` (no auto-ack) and hands them all back with one ``basic_nack(requeue=True)``. RabbitMQ
-puts requeued messages back in their original positions, marked redelivered; while one reader holds
-them they are invisible to another (a replay racing a listing may briefly answer "not found"). A
-listing looks at most :data:`MAX_SCAN` messages from the head, so a huge queue costs bounded work.
+Reading a queue without consuming it is not something AMQP offers, so a reader takes messages with
+``basic_get`` (no auto-ack), holding them on its channel, and hands them back with
+``basic_nack(requeue=True)``; RabbitMQ puts requeued messages back in their original positions,
+marked redelivered. A search holds every message it passed until it has found its own (handing one
+back at once would put it back at the head, where the next ``basic_get`` would meet it again), so
+the others are out of the queue only for the length of the call. While held they are invisible to
+another reader (a replay racing a listing may briefly answer "not found"). A reader looks at most
+:data:`MAX_SCAN` messages from the head, so a huge queue costs bounded work.
 
 A replay never loses a message: the notification goes back to ``pending`` first (the worker drops a
 message whose notification is ``failed``), then the message is re-published and confirmed, and only
 then is the dead letter acked. A crash between confirm and ack leaves the dead letter in place, and
-a second replay of it is absorbed by the worker's "already delivered" check.
+a second replay of it is absorbed by the workers' "already delivered" check (README, "Working the
+dead-letter queue").
 """
 
 from __future__ import annotations
@@ -32,20 +36,17 @@ import pika
 import pika.exceptions
 from dramatiq.message import Message
 
-from middleware.topology import ACTOR_OF_CHANNEL, FAILED_QUEUE, QUEUE_OF_CHANNEL
-from models.base import iso, utcnow
+from messaging.messages import CORRELATION_ID, KEPT_ON_REPLAY, delivery_message
+from messaging.rabbitmq import message_count, with_defaults
+from messaging.topology import FAILED_QUEUE, QUEUE_OF_CHANNEL
+from models.base import iso
 from models.dao import notifications as dao
-from models.notification import DELIVERED, PENDING, Notification
+from models.notification import DELIVERED, Notification
 
 log = logging.getLogger(__name__)
 
 #: Most messages one listing or search takes from the head of ``failed.queue``.
 MAX_SCAN = 1000
-#: Message options a replay keeps; every other one (retry counts, backoff state, eta) is dropped so
-#: the message starts with a fresh retry budget.
-KEPT_OPTIONS = ("broker_priority", "correlation_id")
-#: History entry of a replay (not a delivery attempt).
-REPLAYED = "replayed"
 
 REPLAYED_OK, ALREADY_DELIVERED = "replayed", "already_delivered"
 
@@ -59,7 +60,7 @@ class ReplayError(Exception):
 
 
 @dataclass
-class DeadLetter:
+class FailedMessage:
     """One message taken (not yet acked) from ``failed.queue``."""
 
     delivery_tag: int
@@ -68,7 +69,7 @@ class DeadLetter:
     message: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, delivery_tag: int, properties: pika.BasicProperties, body: bytes) -> DeadLetter:
+    def parse(cls, delivery_tag: int, properties: pika.BasicProperties, body: bytes) -> FailedMessage:
         try:
             message = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -105,7 +106,7 @@ class DeadLetter:
         return None
 
     def item(self, row: Notification | None) -> dict[str, Any]:
-        """The API's and CLI's view: the contract's five fields plus RabbitMQ's reason."""
+        """The API's and CLI's view: id, type, error, retries and time, plus RabbitMQ's reason."""
         death = self.death
         return {
             "notification_id": self.notification_id,
@@ -123,16 +124,15 @@ class DeadLetter:
         kind = self.notification_type
         if kind is None:
             raise ReplayError("UNROUTABLE", "the dead letter names no notification_type")
-        body = {**self.notification, "retry_count": 0}
+        body = {**self.notification, "notification_type": kind, "retry_count": 0}
         old = self.message.get("options") or {}
-        options = {k: old[k] for k in KEPT_OPTIONS if old.get(k) is not None}
-        if "broker_priority" not in options and isinstance(body.get("priority"), int):
-            options["broker_priority"] = body["priority"]
-        if "correlation_id" not in options and self.properties.correlation_id:
-            options["correlation_id"] = self.properties.correlation_id
-        return Message(queue_name=QUEUE_OF_CHANNEL[kind], actor_name=ACTOR_OF_CHANNEL[kind], args=(body,),
-                       kwargs=self.message.get("kwargs") or {}, options=options,
-                       message_id=self.message.get("message_id") or self.notification_id)
+        options = {k: old[k] for k in KEPT_ON_REPLAY if old.get(k) is not None}
+        if CORRELATION_ID not in options and self.properties.correlation_id:
+            options[CORRELATION_ID] = self.properties.correlation_id
+        message = delivery_message(
+            body=body, options=options, message_id=self.message.get("message_id") or self.notification_id
+        )
+        return message.copy(kwargs=self.message.get("kwargs") or {})
 
 
 def _text(value: Any) -> str | None:
@@ -143,8 +143,6 @@ class DeadLetterQueue:
     """One connection to ``failed.queue``; closing it hands back every message still held."""
 
     def __init__(self, url: str) -> None:
-        from middleware.rabbitmq import with_defaults
-
         self.connection = pika.BlockingConnection(pika.URLParameters(with_defaults(url)))
         self.channel = self.connection.channel()
 
@@ -160,17 +158,17 @@ class DeadLetterQueue:
                 self.connection.close()
 
     def depth(self) -> int:
-        return self.channel.queue_declare(queue=FAILED_QUEUE, passive=True).method.message_count
+        return message_count(self.channel, FAILED_QUEUE)
 
-    def get(self) -> DeadLetter | None:
+    def get(self) -> FailedMessage | None:
         method, properties, body = self.channel.basic_get(FAILED_QUEUE, auto_ack=False)
         if method is None:
             return None
-        return DeadLetter.parse(method.delivery_tag, properties, body)
+        return FailedMessage.parse(method.delivery_tag, properties, body)
 
-    def take(self, limit: int) -> list[DeadLetter]:
+    def take(self, limit: int) -> list[FailedMessage]:
         """Up to ``limit`` messages from the head, held (unacked) by this connection."""
-        out: list[DeadLetter] = []
+        out: list[FailedMessage] = []
         while len(out) < limit:
             letter = self.get()
             if letter is None:
@@ -178,26 +176,36 @@ class DeadLetterQueue:
             out.append(letter)
         return out
 
-    def peek(self, limit: int) -> list[DeadLetter]:
+    def peek(self, limit: int) -> list[FailedMessage]:
         """The first ``limit`` messages, handed straight back (see the module's note on ordering)."""
         letters = self.take(min(limit, MAX_SCAN))
         if letters:
             self.channel.basic_nack(delivery_tag=letters[-1].delivery_tag, multiple=True, requeue=True)
         return letters
 
-    def find(self, notification_id: str, *, scan: int = MAX_SCAN) -> DeadLetter | None:
-        """The dead letter of ``notification_id``, held; every other message taken is handed back."""
-        for _ in range(scan):
-            letter = self.get()
-            if letter is None or letter.notification_id == notification_id:
-                return letter
-            self.release(letter)
-        return None
+    def find(self, notification_id: str, *, scan: int = MAX_SCAN) -> FailedMessage | None:
+        """The dead letter of ``notification_id``, held; every other message taken is handed back,
+        all of them once the search ends, so none is met twice."""
+        passed: list[FailedMessage] = []
+        found = None
+        try:
+            while len(passed) < scan:
+                letter = self.get()
+                if letter is None:
+                    break
+                if letter.notification_id == notification_id:
+                    found = letter
+                    break
+                passed.append(letter)
+        finally:
+            for letter in passed:
+                self.release(letter)
+        return found
 
-    def ack(self, letter: DeadLetter) -> None:
+    def ack(self, letter: FailedMessage) -> None:
         self.channel.basic_ack(delivery_tag=letter.delivery_tag)
 
-    def release(self, letter: DeadLetter) -> None:
+    def release(self, letter: FailedMessage) -> None:
         self.channel.basic_nack(delivery_tag=letter.delivery_tag, requeue=True)
 
     def purge(self) -> int:
@@ -208,7 +216,7 @@ def listing(url: str, *, page: int, limit: int) -> tuple[int, list[dict[str, Any
     """(depth, items of the page); pages past :data:`MAX_SCAN` messages are empty."""
     with DeadLetterQueue(url) as dlq:
         total = dlq.depth()
-        letters = dlq.peek(page * limit)[(page - 1) * limit:]
+        letters = dlq.peek(page * limit)[(page - 1) * limit :]
     return total, [letter.item(dao.get(letter.notification_id or "")) for letter in letters]
 
 
@@ -220,15 +228,27 @@ def show(url: str, notification_id: str) -> dict[str, Any] | None:
             return None
         dlq.release(letter)
     row = dao.get(notification_id)
-    death = {k: (iso(v.astimezone(dt.UTC).replace(tzinfo=None)) if isinstance(v, dt.datetime) else _text(v))
-             for k, v in letter.death.items() if not isinstance(v, list | dict)}
-    return {**letter.item(row), "x_death": death, "options": letter.message.get("options") or {},
-            "notification": letter.notification, "attempts": row.attempts if row else []}
+    death = {
+        k: (iso(v.astimezone(dt.UTC).replace(tzinfo=None)) if isinstance(v, dt.datetime) else _text(v))
+        for k, v in letter.death.items()
+        if not isinstance(v, list | dict)
+    }
+    return {
+        **letter.item(row),
+        "x_death": death,
+        "options": letter.message.get("options") or {},
+        "notification": letter.notification,
+        "attempts": row.attempts if row else [],
+    }
 
 
 class Replayer:
-    """Puts dead letters back on their queues; ``publish`` must return only after the broker's
-    confirm, ``mirror`` copies a row to Redis (it may be a no-op)."""
+    """Puts dead letters back on their queues.
+
+    Parameters:
+        publish: publishes a message and returns only after the broker's confirm.
+        mirror: copies a row's status to Redis (it may be a no-op).
+    """
 
     def __init__(self, *, publish: Callable[[Message], Any], mirror: Callable[[Notification], Any]) -> None:
         self.publish = publish
@@ -256,13 +276,16 @@ class Replayer:
                 except ReplayError as exc:
                     outcome = exc.code
                 except Exception as exc:
-                    log.warning("dead letter not replayed: %s", type(exc).__name__,
-                                extra={"notification_id": letter.notification_id})
+                    log.warning(
+                        "dead letter not replayed: %s",
+                        type(exc).__name__,
+                        extra={"notification_id": letter.notification_id},
+                    )
                     outcome = "PUBLISH_FAILED"
                 out.setdefault(outcome, []).append(str(letter.notification_id))
         return out
 
-    def replay(self, dlq: DeadLetterQueue, letter: DeadLetter, *, hand_back: bool = True) -> str:
+    def replay(self, dlq: DeadLetterQueue, letter: FailedMessage, *, hand_back: bool = True) -> str:
         """Replay one held dead letter; on any error it stays in ``failed.queue`` (handed back now, or
         when the connection closes)."""
         try:
@@ -273,23 +296,23 @@ class Replayer:
             if row.status == DELIVERED:
                 # A stale copy (the crash window): sending it again would be a duplicate.
                 dlq.ack(letter)
-                log.warning("dead letter of a delivered notification discarded",
-                            extra={"notification_id": row.notification_id})
+                log.warning(
+                    "dead letter of a delivered notification discarded", extra={"notification_id": row.notification_id}
+                )
                 return ALREADY_DELIVERED
             previous = (row.status, row.error)
-            self._mirror(mark_replayed(row.notification_id))
+            self._mirror(dao.mark_replayed(row.notification_id))
             try:
                 self.publish(message)
             except Exception:
-                self._mirror(restore(row.notification_id, *previous))
+                self._mirror(dao.unmark_replayed(row.notification_id, *previous))
                 raise
         except BaseException:
             if hand_back:
                 dlq.release(letter)
             raise
         dlq.ack(letter)
-        log.info("dead letter replayed", extra={"notification_id": row.notification_id,
-                                                "queue": message.queue_name})
+        log.info("dead letter replayed", extra={"notification_id": row.notification_id, "queue": message.queue_name})
         return REPLAYED_OK
 
     def _mirror(self, row: Notification | None) -> None:
@@ -299,42 +322,3 @@ class Replayer:
             self.mirror(row)
         except Exception as exc:
             log.warning("status not mirrored to Redis: %s", type(exc).__name__)
-
-
-def _locked(notification_id: str) -> Notification | None:
-    """The row, locked against a concurrent receipt or worker write where the database can lock."""
-    query = Notification.select().where(Notification.notification_id == notification_id)
-    db = Notification._meta.database
-    if getattr(getattr(db, "obj", db), "for_update", False):
-        query = query.for_update()
-    return query.first()
-
-
-def mark_replayed(notification_id: str) -> Notification | None:
-    """Status back to ``pending``, error cleared, a ``replayed`` entry in the history.
-
-    ``retry_count`` is left as it is: it counts retries made, and the replay is not one.
-    """
-    with dao.transaction():
-        row = _locked(notification_id)
-        if row is None:
-            return None
-        now = utcnow()
-        row.attempts = [*(row.attempts or []), {"time": iso(now), "outcome": REPLAYED, "error": None}]
-        row.status, row.error, row.updated_at = PENDING, None, now
-        row.save()
-        return row
-
-
-def restore(notification_id: str, status: str, error: str | None) -> Notification | None:
-    """Undo :func:`mark_replayed` after a publish the broker did not confirm."""
-    with dao.transaction():
-        row = _locked(notification_id)
-        if row is None:
-            return None
-        attempts = list(row.attempts or [])
-        if attempts and attempts[-1].get("outcome") == REPLAYED:
-            attempts.pop()
-        row.attempts, row.status, row.error, row.updated_at = attempts, status, error, utcnow()
-        row.save()
-        return row

@@ -1,0 +1,130 @@
+"""DeliveryGuard: one sender per notification, nothing sent twice, every delivery recorded.
+
+Around each delivery actor (``send_email``, ``send_push``) it:
+
+1. takes the send claim, a Redis ``SET NX PX`` on ``sending:<id>``: two copies of a message can
+   exist (a worker stopped between publishing a retry and acking the original; a redelivery after
+   a crash), and the second one waits (re-published after :data:`CLAIM_WAIT_MS`) instead of
+   sending alongside the first;
+2. drops a message whose notification is already ``delivered`` or ``failed``, or has no record at
+   all (the gateway refused the request after an ambiguous publish, and told the client so);
+3. after the actor returns (the provider accepted), records ``delivered``. If PostgreSQL or Redis
+   fails at that moment, a copy marked ``provider_accepted`` is re-published after the outage delay
+   and the copy only records: the provider is never asked twice (README, "Failure behaviour").
+
+The claim lives a little longer than the actor's time limit, so it outlives any send, yet a
+crashed worker's claim frees itself soon.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from dramatiq import Middleware
+from dramatiq.middleware import SkipMessage
+
+from messaging.messages import (
+    PROVIDER_ACCEPTED,
+    RECORD_ONLY,
+    RECORDED_DELIVERED,
+    RETRY_SCHEDULED,
+    notification_of,
+)
+from messaging.topology import CHANNEL_OF_ACTOR
+from middleware.outage import OUTAGE_DELAY_MS
+from models.notification import DELIVERED, FAILED
+from models.unavailable import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+#: How long a message waits while another worker holds its notification's claim.
+CLAIM_WAIT_MS = 5_000
+
+
+class DeliveryGuard(Middleware):
+    """Parameters:
+    status: the :class:`~models.status_writer.StatusWriter` (its Redis client holds the claims).
+    claim_ms: how long a claim lives, in milliseconds; longer than any send.
+    """
+
+    def __init__(self, *, status, claim_ms: int) -> None:
+        self.status = status
+        self.claim_ms = claim_ms
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+
+    def before_process_message(self, broker, message):
+        nid = self._notification_id(message)
+        if nid is None:
+            return
+        if not self.status.redis.set(self.status.keys.sending(nid), "1", nx=True, px=self.claim_ms):
+            broker.enqueue(message.copy(), delay=CLAIM_WAIT_MS)
+            log.info("another worker is sending this notification; the message waits %d ms", CLAIM_WAIT_MS)
+            raise SkipMessage("send claim held elsewhere")
+        with self._lock:
+            self._held.add(message.message_id)
+        status = self.status.current_status(nid)
+        if status in (DELIVERED, FAILED):
+            log.warning("notification already %s; redelivered message dropped", status)
+            raise SkipMessage(f"already {status}")
+        if status is None:
+            log.warning("no record of this notification; message dropped")
+            raise SkipMessage("no record")
+        if message.options.get(PROVIDER_ACCEPTED):
+            self._record(nid)  # an outage here raises, and the outage middleware re-publishes the copy
+            message.options[RECORDED_DELIVERED] = True
+            raise SkipMessage("provider accepted earlier; delivery recorded")
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        nid = self._notification_id(message)
+        if nid is None:
+            return
+        try:
+            if exception is None:
+                self._record_or_defer(broker, message, nid)
+        finally:
+            self._release(message, nid)
+
+    def after_skip_message(self, broker, message):
+        nid = self._notification_id(message)
+        if nid is not None:
+            self._release(message, nid)
+
+    def _record(self, nid: str) -> None:
+        self.status.record(nid, outcome="delivered", status=DELIVERED)
+        log.info("notification delivered")
+
+    def _record_or_defer(self, broker, message, nid: str) -> None:
+        try:
+            self._record(nid)
+        except UNAVAILABLE as exc:
+            log.warning("delivery not recorded (%s); a copy records it in %d ms", type(exc).__name__, OUTAGE_DELAY_MS)
+            try:
+                broker.enqueue(message.copy(options={PROVIDER_ACCEPTED: True}), delay=OUTAGE_DELAY_MS)
+            except Exception:
+                log.exception(
+                    "delivered but neither recorded nor re-published; it goes to the dead-letter queue",
+                    extra={"alert": True},
+                )
+                message.fail()
+                return
+            message.options[RETRY_SCHEDULED] = RECORD_ONLY
+            return
+        message.options[RECORDED_DELIVERED] = True
+
+    def _release(self, message, nid: str) -> None:
+        with self._lock:
+            if message.message_id not in self._held:
+                return
+            self._held.discard(message.message_id)
+        try:
+            self.status.redis.delete(self.status.keys.sending(nid))
+        except UNAVAILABLE:
+            log.warning("send claim not released; it expires in %d ms", self.claim_ms)
+
+    @staticmethod
+    def _notification_id(message) -> str | None:
+        if message.actor_name not in CHANNEL_OF_ACTOR:
+            return None
+        return notification_of(message).get("notification_id")

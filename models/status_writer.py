@@ -1,0 +1,89 @@
+"""A notification's status written to its record (PostgreSQL) and mirrored to Redis.
+
+PostgreSQL is the record (history, attempts, listing); the Redis hash ``notification:<id>`` is the
+fast copy kept for seven days (README, "What a send does"). The workers write through
+:class:`StatusWriter`; the gateway queues the same fields on its own pipeline with
+:func:`queue_status`, so the hash's shape is defined once, here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis.exceptions
+
+from models.base import iso
+from models.dao import notifications as dao
+from models.notification import Notification
+from models.redis_keys import STATUS_TTL_S, RedisKeys
+
+log = logging.getLogger(__name__)
+
+
+def status_hash(
+    *,
+    notification_id: str,
+    status: str,
+    created_at: str,
+    updated_at: str,
+    error: str | None = None,
+    retry_count: int = 0,
+) -> dict[str, str]:
+    """The Redis hash fields of a notification's status (README, "What a send does")."""
+    return {
+        "notification_id": notification_id,
+        "status": status,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "error": error or "",
+        "retry_count": str(retry_count),
+    }
+
+
+def queue_status(pipe, key: str, fields: dict[str, str]) -> None:
+    """Add the hash write and its lifetime to ``pipe`` (a blocking or an asyncio pipeline)."""
+    pipe.hset(key, mapping=fields)
+    pipe.expire(key, STATUS_TTL_S)
+
+
+def row_status(row: Notification) -> dict[str, str]:
+    """The hash fields of a row."""
+    return status_hash(
+        notification_id=row.notification_id,
+        status=row.status,
+        created_at=iso(row.created_at),
+        updated_at=iso(row.updated_at),
+        error=row.error,
+        retry_count=row.retry_count,
+    )
+
+
+class StatusWriter:
+    """Writes a notification's outcome to PostgreSQL, then to the Redis hash (workers' side)."""
+
+    def __init__(self, *, redis, keys: RedisKeys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    def current_status(self, notification_id: str) -> str | None:
+        """The status from PostgreSQL, the record: the Redis copy may lag if mirroring failed, and a
+        stale ``pending`` there must not cause a second send. ``None``: no such notification."""
+        row = dao.get(notification_id)
+        return row.status if row else None
+
+    def record(
+        self, notification_id: str, *, outcome: str, status: str | None, error: str | None = None
+    ) -> Notification | None:
+        row = dao.record_attempt(notification_id, outcome=outcome, error=error, status=status)
+        if row is not None:
+            try:
+                self.mirror(row)
+            except redis.exceptions.RedisError as exc:
+                # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
+                log.warning("status not mirrored to Redis: %s", type(exc).__name__)
+        return row
+
+    def mirror(self, row: Notification) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        queue_status(pipe, self.keys.notification(row.notification_id), row_status(row))
+        pipe.execute()
