@@ -107,7 +107,7 @@ class Settings:
     templates_port: int
     host: str
     web_processes: int
-    worker_prefetch: int
+    worker_prefetch_margin: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, embedded: bool = False) -> Settings:
@@ -117,6 +117,11 @@ class Settings:
         (an in-process stand-in) instead of the localhost default, and ``JWT_SECRET`` may be absent.
         """
         env = os.environ if env is None else env
+        if env.get("WORKER_PREFETCH", "").strip():
+            raise SettingsError(
+                "WORKER_PREFETCH: replaced by WORKER_PREFETCH_MARGIN (workers now prefetch their "
+                "thread count plus this margin, 0 by default); remove it"
+            )
 
         def local(default: str) -> str | None:
             return None if embedded else default
@@ -185,7 +190,7 @@ class Settings:
             templates_port=_int(env, "TEMPLATES_PORT", 8002, low=1, high=65535),
             host=_str(env, "HOST", "0.0.0.0"),
             web_processes=_int(env, "WEB_PROCESSES", 1, low=1, high=64),
-            worker_prefetch=_int(env, "WORKER_PREFETCH", 2, low=1, high=1000),
+            worker_prefetch_margin=_int(env, "WORKER_PREFETCH_MARGIN", 0, high=1000),
         )
 
     def __repr__(self) -> str:

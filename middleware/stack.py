@@ -30,7 +30,8 @@ def build_stack(runtime) -> list:
        everything that decides an outcome, so what they count is final.
     2. TimeLimit, ShutdownNotifications: dramatiq's own guards against a hung send.
     3. LogContext: ids bound first, cleared last, so every other hook logs with them.
-    4. Priority: AMQP priority on every publish (retries and deferrals too) and a small prefetch.
+    4. Priority: AMQP priority on every publish (retries and deferrals too), a prefetch of the
+       threads plus a margin, and a work queue ordered by AMQP priority.
     5. CircuitBreaker: an open provider circuit defers the message before anything else is spent
        on it (no database connection, no claim, no retry); after the attempt it counts the outcome.
     6. DatabaseConnection: a pooled connection for the hooks below and the actor.
@@ -54,7 +55,7 @@ def build_stack(runtime) -> list:
         TimeLimit(time_limit=TIME_LIMIT_MS),
         ShutdownNotifications(),
         LogContext(),
-        Priority(prefetch=settings.worker_prefetch),
+        Priority(margin=settings.worker_prefetch_margin),
         CircuitBreaker(redis=status.redis, keys=status.keys, policy=Policy.from_settings(settings)),
         DatabaseConnection(databases=runtime.databases),
         DeliveryGuard(status=status, claim_ms=CLAIM_MS),

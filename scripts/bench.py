@@ -38,6 +38,11 @@ USERS = int(os.environ.get("BENCH_USERS_COUNT", "40"))
 WORKER_PROCESSES = os.environ.get("BENCH_WORKER_PROCESSES", "2")
 WORKER_THREADS = os.environ.get("BENCH_WORKER_THREADS", "8")
 LUA = ROOT / "scripts" / "bench_send.lua"
+#: The slow provider: a sink answering DATA after this many seconds, drained by this many workers.
+SLOW_PROVIDER_S = int(os.environ.get("BENCH_SLOW_PROVIDER_S", "1"))
+SLOW_WORKER_PROCESSES = int(os.environ.get("BENCH_SLOW_WORKER_PROCESSES", "2"))
+SLOW_WORKER_THREADS = int(os.environ.get("BENCH_SLOW_WORKER_THREADS", "32"))
+SLOW_WINDOW_S = int(os.environ.get("BENCH_SLOW_WINDOW_S", "20"))
 
 
 def _api(url: str, body: dict | None = None, token: str | None = None, method: str = "POST") -> dict:
@@ -98,7 +103,7 @@ def main() -> None:
             "TEMPLATE_SERVICE_URL": f"http://127.0.0.1:{ports['templates']}",
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(ports["smtp"]), "HOST": "127.0.0.1",
             "WEB_PROCESSES": os.environ.get("BENCH_WEB_PROCESSES", "2"),
-            "WORKER_PREFETCH": os.environ.get("BENCH_WORKER_PREFETCH", "8"),
+            "WORKER_PREFETCH_MARGIN": os.environ.get("BENCH_WORKER_PREFETCH_MARGIN", "0"),
         }
         settings = Settings.from_env(env)
         subprocess.run([str(BIN / "python"), "-m", "scripts.migrate"], cwd=ROOT, check=True,
@@ -129,15 +134,17 @@ def main() -> None:
         results["gateway"] = wrk(gateway, {**lua_env, "BENCH_RUN": "run"}, duration=DURATION_S)
 
         sink = "/usr/sbin/smtp-sink" if Path("/usr/sbin/smtp-sink").exists() else "smtp-sink"
+        time.sleep(2)  # let the last in-flight sends finish before counting the backlog
+        results["slow_provider"] = slow_provider(env, db_url, sink, logs)
         stack.enter_context(herald_process([sink, "-u", "nobody", f"127.0.0.1:{ports['smtp']}", "1000"], {},
                                            logs / "smtp-sink.log"))
-        time.sleep(2)  # let the last in-flight sends finish before counting the backlog
-        backlog = _count(db_url, "pending")
+        backlog, before = _count(db_url, "pending"), delivered_count(db_url)
         started = time.monotonic()
         stack.enter_context(herald_process(
             [str(BIN / "dramatiq"), "actors", "--processes", WORKER_PROCESSES, "--threads", WORKER_THREADS,
              "--queues", "email.queue"], env, logs / "worker.log"))
-        first = wait_for(lambda: delivered_count(db_url) > 0 and time.monotonic(), timeout=60, what="a delivery")
+        first = wait_for(lambda: delivered_count(db_url) > before and time.monotonic(), timeout=60,
+                         what="a delivery")
         base = delivered_count(db_url)
         wait_for(lambda: _count(db_url, "pending") == 0, timeout=900, interval=0.5, what="the backlog to drain")
         done = time.monotonic()
@@ -149,6 +156,28 @@ def main() -> None:
             "drain_s_incl_boot": round(done - started, 1),
         }
     _report(results)
+
+
+def slow_provider(env: dict[str, str], db_url: str, sink: str, logs: Path) -> dict:
+    """Delivered/s into a sink that waits SLOW_PROVIDER_S before answering DATA, as a remote relay
+    does, beside the bound that latency sets: processes x threads / latency."""
+    port = free_port()
+    processes, threads = SLOW_WORKER_PROCESSES, SLOW_WORKER_THREADS
+    with ExitStack() as stack:
+        stack.enter_context(herald_process([sink, "-u", "nobody", "-w", str(SLOW_PROVIDER_S), f"127.0.0.1:{port}",
+                                            "1000"], {}, logs / "smtp-sink-slow.log"))
+        wait_for(lambda: _port_open(port), timeout=20, what="the slow sink")
+        stack.enter_context(herald_process(
+            [str(BIN / "dramatiq"), "actors", "--processes", str(processes), "--threads", str(threads),
+             "--queues", "email.queue"], {**env, "SMTP_PORT": str(port)}, logs / "worker-slow.log"))
+        wait_for(lambda: delivered_count(db_url) > 0, timeout=60, interval=0.2, what="a slow delivery")
+        time.sleep(2 * SLOW_PROVIDER_S)  # every thread busy before the window opens
+        base, started = delivered_count(db_url), time.monotonic()
+        time.sleep(SLOW_WINDOW_S)
+        rate = (delivered_count(db_url) - base) / (time.monotonic() - started)
+    bound = processes * threads / SLOW_PROVIDER_S
+    return {"latency_s": SLOW_PROVIDER_S, "workers": f"{processes} processes x {threads} threads",
+            "emails_per_s": round(rate, 1), "bound_per_s": bound, "ratio": round(rate / bound, 2)}
 
 
 def _port_open(port: int) -> bool:
@@ -178,6 +207,9 @@ def _report(results: dict) -> None:
           f"  {c['statuses']}")
     print(f"{'gateway POST /notifications':28}{g['rps']:>10.0f}{g['p50_ms']:>9.1f}{g['p95_ms']:>9.1f}"
           f"{g['p99_ms']:>9.1f}  {g['statuses']}")
+    slow = results["slow_provider"]
+    print(f"\nslow provider ({slow['latency_s']} s per mail, {slow['workers']}): {slow['emails_per_s']} emails/s "
+          f"of a bound of {slow['bound_per_s']:.0f}/s = {slow['ratio']}")
     print(f"\ndelivery to smtp-sink ({d['workers']}): {d['emails_per_s']} emails/s; {d['delivered']} of "
           f"{d['backlog']} delivered, {d['failed']} failed, drained in {d['drain_s_incl_boot']} s incl. worker boot")
 

@@ -32,7 +32,7 @@ from tests.support.tcp_proxy import TcpProxy
 from web.common.auth import issue_token
 
 WORKER_THREADS = 4
-WORKER_PREFETCH = 2
+WORKER_PREFETCH_MARGIN = 2
 #: The settings that scale time down (the retry and breaker timings at a tenth of a second per unit).
 FAST = {
     "RETRY_BACKOFF_UNIT_MS": "100",
@@ -230,7 +230,7 @@ def herald(database_url, redis_prefix, rabbit_vhost, tmp_path):
             USER_SERVICE_URL=f"http://127.0.0.1:{ports['users']}",
             TEMPLATE_SERVICE_URL=f"http://127.0.0.1:{ports['templates']}",
             HOST="127.0.0.1",
-            WORKER_PREFETCH=str(WORKER_PREFETCH),
+            WORKER_PREFETCH_MARGIN=str(WORKER_PREFETCH_MARGIN),
             **smtp.env,
             **FAST,
         )
