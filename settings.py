@@ -89,6 +89,7 @@ class Settings:
     smtp_ssl: bool
     smtp_timeout_s: int
     mail_from: str
+    mail_reply_to: str | None
     fcm_project_id: str | None
     fcm_credentials_file: str | None
     fcm_endpoint: str | None
@@ -167,6 +168,8 @@ class Settings:
             smtp_ssl=_bool(env, "SMTP_SSL", False),
             smtp_timeout_s=_int(env, "SMTP_TIMEOUT_S", 10, low=1, high=300),
             mail_from=_str(env, "MAIL_FROM", "Herald <no-reply@localhost>"),
+            # Parsed, and refused when malformed, where MAIL_FROM is: by the e-mail providers at start.
+            mail_reply_to=_str(env, "MAIL_REPLY_TO"),
             fcm_project_id=fcm_project,
             fcm_credentials_file=fcm_credentials,
             fcm_endpoint=_url(env, "FCM_ENDPOINT", None, ("http", "https")),
