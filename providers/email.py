@@ -21,11 +21,12 @@ from base64 import b64encode
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 
 import yagmail
 
 from providers.errors import PermanentProviderError, ProviderError, RetryableProviderError
+from settings import parse_address
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +65,6 @@ def parse_mail_from(value: str) -> Address:
     return parse_address(value, "MAIL_FROM")
 
 
-def parse_address(value: str, setting: str) -> Address:
-    """One ``Name <user@domain>`` or ``user@domain`` setting as an Address; errors name ``setting``.
-
-    Raises:
-        ValueError: the value is not one address with a local part and a domain.
-    """
-    if _FORBIDDEN_CHARS.search(value):
-        raise ValueError(f"{setting}: must not contain line breaks")
-    name, addr = parseaddr(value)
-    if "@" not in addr:
-        raise ValueError(f"{setting}: expected 'Name <user@domain>' or 'user@domain', got {value!r}")
-    try:
-        return Address(display_name=name, addr_spec=addr)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"{setting}: not a valid address: {exc}") from None
-
-
 def message_id_for(notification_id: str, mail_from: Address) -> str:
     """``<notification-id@sender-domain>``: the same across retries of one notification.
 
@@ -94,7 +78,7 @@ def message_id_for(notification_id: str, mail_from: Address) -> str:
 
 def _reject_breaks(what: str, value: str) -> None:
     # Stripping would silently send something other than what was asked; refusing makes the bad
-    # input visible (reliability notes 5.4).
+    # input visible.
     if _FORBIDDEN_CHARS.search(value):
         raise PermanentProviderError(f"{what} contains a line break or NUL", reason="invalid_header")
 

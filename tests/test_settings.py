@@ -27,6 +27,9 @@ def test_defaults_follow_the_contract():
         ("RATE_LIMIT_PER_HOUR", "-1"),
         ("LOG_LEVEL", "LOUD"),
         ("DATABASE_URL", "mysql://x/y"),
+        ("MAIL_FROM", "no address here"),
+        ("MAIL_FROM", "Herald <a@b>\nBcc: x@y"),
+        ("MAIL_REPLY_TO", "support"),
     ],
 )
 def test_malformed_values_name_the_variable(name, value):
