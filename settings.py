@@ -2,15 +2,18 @@
 
 Every process builds one frozen :class:`Settings` at start and passes it down; nothing else looks at
 ``os.environ``. A missing or malformed variable raises :class:`SettingsError` whose message is one
-line naming the variable, which the entry points print before exiting (contract, section 2).
+line naming the variable, which the entry points print before exiting (README, "Configuration").
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from email.headerregistry import Address
+from email.utils import parseaddr
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 _TRUE = {"true", "1", "yes"}
@@ -62,9 +65,42 @@ def _str(env: Mapping[str, str], name: str, default: str | None = None) -> str |
     return raw or default
 
 
+_LINE_BREAK = re.compile(r"[\r\n\0]")
+
+
+def parse_address(value: str, setting: str) -> Address:
+    """One ``Name <user@domain>`` or ``user@domain`` setting as an Address; errors name ``setting``.
+
+    The settings check ``MAIL_FROM`` and ``MAIL_REPLY_TO`` with it at start, and the e-mail
+    providers parse them with it, so both agree on what is an address.
+
+    Raises:
+        ValueError: the value is not one address with a local part and a domain.
+    """
+    if _LINE_BREAK.search(value):
+        raise ValueError(f"{setting}: must not contain line breaks")
+    name, addr = parseaddr(value)
+    if "@" not in addr:
+        raise ValueError(f"{setting}: expected 'Name <user@domain>' or 'user@domain', got {value!r}")
+    try:
+        return Address(display_name=name, addr_spec=addr)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"{setting}: not a valid address: {exc}") from None
+
+
+def _address(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = _str(env, name, default)
+    if value is not None:
+        try:
+            parse_address(value, name)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything a Herald process may be configured with; see the contract, section 2."""
+    """Everything a Herald process may be configured with (README, "Configuration")."""
 
     database_url: str | None
     users_database_url: str | None
@@ -89,6 +125,7 @@ class Settings:
     smtp_ssl: bool
     smtp_timeout_s: int
     mail_from: str
+    mail_reply_to: str | None
     fcm_project_id: str | None
     fcm_credentials_file: str | None
     fcm_endpoint: str | None
@@ -171,7 +208,8 @@ class Settings:
             smtp_starttls=_bool(env, "SMTP_STARTTLS", False),
             smtp_ssl=_bool(env, "SMTP_SSL", False),
             smtp_timeout_s=_int(env, "SMTP_TIMEOUT_S", 10, low=1, high=300),
-            mail_from=_str(env, "MAIL_FROM", "Herald <no-reply@localhost>"),
+            mail_from=_address(env, "MAIL_FROM", "Herald <no-reply@localhost>"),
+            mail_reply_to=_address(env, "MAIL_REPLY_TO"),
             fcm_project_id=fcm_project,
             fcm_credentials_file=fcm_credentials,
             fcm_endpoint=_url(env, "FCM_ENDPOINT", None, ("http", "https")),

@@ -1,6 +1,6 @@
 """Database plumbing: one proxy per service's data, bound at start to the URL that service was given.
 
-The design gives each service its own database (users, templates, notifications). The three
+Each service may have its own database (users, templates, notifications). The three
 proxies let each service point at its own; when the URLs are equal they share one pooled database
 object, so a small install needs one PostgreSQL database and one pool.
 """

@@ -21,11 +21,12 @@ from base64 import b64encode
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 
 import yagmail
 
 from providers.errors import PermanentProviderError, ProviderError, RetryableProviderError
+from settings import parse_address
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ _RESERVED_HEADERS = frozenset(
         "content-type",
         "content-transfer-encoding",
         "return-path",
+        "auto-submitted",
+        "x-herald-notification-id",
     }
 )
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII except ':'
@@ -59,29 +62,23 @@ def parse_mail_from(value: str) -> Address:
     Raises:
         ValueError: the value is not one address with a local part and a domain.
     """
-    if _FORBIDDEN_CHARS.search(value):
-        raise ValueError("MAIL_FROM: must not contain line breaks")
-    name, addr = parseaddr(value)
-    if "@" not in addr:
-        raise ValueError(f"MAIL_FROM: expected 'Name <user@domain>' or 'user@domain', got {value!r}")
-    try:
-        return Address(display_name=name, addr_spec=addr)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"MAIL_FROM: not a valid address: {exc}") from None
+    return parse_address(value, "MAIL_FROM")
 
 
 def message_id_for(notification_id: str, mail_from: Address) -> str:
-    """A Message-ID that stays the same across retries of one notification.
+    """``<notification-id@sender-domain>``: the same across retries of one notification.
 
     Receivers and clients deduplicate on it, so a retry after an ambiguous failure (connection lost
-    after DATA) does not show the user two copies.
+    after DATA) does not show the user two copies. The right side is the domain of ``MAIL_FROM``,
+    the one domain Herald may speak for: a bare word there is not a domain and spam filters score
+    it.
     """
     return f"<{notification_id}@{mail_from.domain or 'herald.invalid'}>"
 
 
 def _reject_breaks(what: str, value: str) -> None:
     # Stripping would silently send something other than what was asked; refusing makes the bad
-    # input visible (reliability notes 5.4).
+    # input visible.
     if _FORBIDDEN_CHARS.search(value):
         raise PermanentProviderError(f"{what} contains a line break or NUL", reason="invalid_header")
 
@@ -93,25 +90,33 @@ def build_message(
     subject: str,
     html: str,
     text: str,
-    message_id: str,
+    notification_id: str,
+    reply_to: Address | None = None,
     headers: dict[str, str] | None = None,
     date: datetime | None = None,
 ) -> EmailMessage:
-    """The multipart/alternative message (text/plain, then text/html) the contract describes.
+    """The multipart/alternative message (text/plain, then text/html) with the headers receivers
+    judge it by.
+
+    ``Date``; ``From`` with its display name; ``Message-ID`` from :func:`message_id_for`;
+    ``Reply-To`` when ``MAIL_REPLY_TO`` is set; ``Auto-Submitted: auto-generated``, which tells
+    vacation responders and other robots not to answer, since nobody reads what comes
+    back to a no-reply sender; and ``X-Herald-Notification-ID``, which ties a mail found in a
+    mailbox to its notification. Non-ASCII subjects and names are written as RFC 2047 encoded
+    words, so the header section stays 7-bit for any server.
 
     Raises:
-        PermanentProviderError: ``invalid_header`` for CR/LF/NUL in the subject, recipient, Message-ID
-            or a header, a malformed or reserved header name; ``invalid_recipient`` for a recipient
-            that is not exactly one address.
+        PermanentProviderError: ``invalid_header`` for CR/LF/NUL in the subject, recipient,
+            notification id or a header, a notification id that cannot be a Message-ID's left side,
+            a malformed or reserved header name; ``invalid_recipient`` for a recipient that is not
+            exactly one address.
     """
     _reject_breaks("subject", subject)
     _reject_breaks("recipient", to)
-    _reject_breaks("Message-ID", message_id)
-    message_id = message_id.strip()
-    if not message_id.startswith("<"):
-        message_id = f"<{message_id}>"
+    _reject_breaks("notification id", notification_id)
+    message_id = message_id_for(notification_id.strip(), mail_from)
     if not _MESSAGE_ID.fullmatch(message_id):
-        raise PermanentProviderError("Message-ID must look like <id@domain>", reason="invalid_header")
+        raise PermanentProviderError(f"Message-ID {message_id!r} is not <id@domain>", reason="invalid_header")
     extra = dict(headers or {})
     for name, value in extra.items():
         if not _HEADER_NAME.fullmatch(name) or name.lower() in _RESERVED_HEADERS:
@@ -133,6 +138,10 @@ def build_message(
     _reject_breaks("subject", str(msg["Subject"]))
     msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = message_id
+    if reply_to is not None:
+        msg["Reply-To"] = reply_to
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Herald-Notification-ID"] = notification_id.strip()
     for name, value in extra.items():
         msg[name] = value
     msg.set_content(text)
@@ -154,20 +163,38 @@ class SmtpEmailProvider:
             raise ValueError("SMTP_HOST: required for the SMTP provider")
         self._settings = settings
         self._from = parse_mail_from(settings.mail_from)
+        self._reply_to = parse_address(settings.mail_reply_to, "MAIL_REPLY_TO") if settings.mail_reply_to else None
         self._local = threading.local()
         self._secrets = _secret_forms(settings.smtp_password)
 
     def send(
-        self, *, to: str, subject: str, html: str, text: str, message_id: str, headers: dict[str, str] | None = None
+        self,
+        *,
+        to: str,
+        subject: str,
+        html: str,
+        text: str,
+        notification_id: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """Deliver one message to the SMTP server.
+        """Deliver the mail of one notification to the SMTP server.
+
+        The Message-ID is made here from ``notification_id`` and the sender's domain, so every
+        retry of a notification carries the same one (see :func:`build_message`).
 
         Raises:
             RetryableProviderError: 4xx replies, timeouts, an unreachable server, failed login.
             PermanentProviderError: 5xx replies, a header injection attempt, a malformed recipient.
         """
         msg = build_message(
-            mail_from=self._from, to=to, subject=subject, html=html, text=text, message_id=message_id, headers=headers
+            mail_from=self._from,
+            reply_to=self._reply_to,
+            to=to,
+            subject=subject,
+            html=html,
+            text=text,
+            notification_id=notification_id,
+            headers=headers,
         )
         rcpt = [msg["To"].addresses[0].addr_spec]
         for attempt in (1, 2):

@@ -14,8 +14,16 @@ from providers.push import FcmPushProvider
 
 
 class EmailProvider(Protocol):
-    def send(self, *, to: str, subject: str, html: str, text: str, message_id: str,
-             headers: dict[str, str] | None = None) -> None: ...
+    def send(
+        self,
+        *,
+        to: str,
+        subject: str,
+        html: str,
+        text: str,
+        notification_id: str,
+        headers: dict[str, str] | None = None,
+    ) -> None: ...
 
     def close(self) -> None: ...
 

@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from providers.email import build_message, parse_mail_from
+from providers.email import build_message, parse_address, parse_mail_from
 from providers.push import notify_kwargs, request_body
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
@@ -50,13 +50,28 @@ class OutboxEmailProvider:
     def __init__(self, *, settings) -> None:
         self._dir = Path(settings.outbox_dir)
         self._from = parse_mail_from(settings.mail_from)
+        self._reply_to = parse_address(settings.mail_reply_to, "MAIL_REPLY_TO") if settings.mail_reply_to else None
 
     def send(
-        self, *, to: str, subject: str, html: str, text: str, message_id: str, headers: dict[str, str] | None = None
+        self,
+        *,
+        to: str,
+        subject: str,
+        html: str,
+        text: str,
+        notification_id: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Same contract and errors as :meth:`providers.email.SmtpEmailProvider.send`."""
         msg = build_message(
-            mail_from=self._from, to=to, subject=subject, html=html, text=text, message_id=message_id, headers=headers
+            mail_from=self._from,
+            reply_to=self._reply_to,
+            to=to,
+            subject=subject,
+            html=html,
+            text=text,
+            notification_id=notification_id,
+            headers=headers,
         )
         write_atomically(self._dir / f"{safe_name(msg['Message-ID'])}.eml", msg.as_bytes())
 

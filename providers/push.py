@@ -69,8 +69,13 @@ def notify_kwargs(*, token: str, title: str, body: str, image: str | None, data:
             raise PermanentProviderError(f"push data key {key!r} is reserved by FCM", reason="invalid_data")
     if image is not None and not isinstance(image, str):
         raise PermanentProviderError("push image must be a URL string", reason="invalid_data")
-    kwargs: dict = {"fcm_token": token, "notification_title": title, "notification_body": body,
-                    "data_payload": dict(data), "android_config": {"priority": "high"}}
+    kwargs: dict = {
+        "fcm_token": token,
+        "notification_title": title,
+        "notification_body": body,
+        "data_payload": dict(data),
+        "android_config": {"priority": "high"},
+    }
     if image:
         kwargs["notification_image"] = image
     if title or body:
@@ -119,8 +124,9 @@ class BoundedFCMNotification(FCMNotification):
             if self.credentials is None:
                 self._initialize_credentials()
         except Exception as exc:
-            raise RetryableProviderError(f"FCM service-account file unusable: {_short(exc)}",
-                                         reason="fcm_credentials") from exc
+            raise RetryableProviderError(
+                f"FCM service-account file unusable: {_short(exc)}", reason="fcm_credentials"
+            ) from exc
         try:
             self.credentials.refresh(self._token_request)
         except Exception as exc:
@@ -191,7 +197,8 @@ class FcmPushProvider:
         client = getattr(self._local, "client", None)
         if client is None:
             client = BoundedFCMNotification(
-                endpoint_base=self._endpoint_base, project_id=self._settings.fcm_project_id,
+                endpoint_base=self._endpoint_base,
+                project_id=self._settings.fcm_project_id,
                 service_account_file=self._settings.fcm_credentials_file,
                 # Retries belong to the middleware: a retried POST can deliver the push twice.
                 adapter=HTTPAdapter(max_retries=Retry(total=0, redirect=0)),

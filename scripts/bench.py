@@ -66,7 +66,11 @@ def _healthy(url: str) -> bool:
 def wrk(url: str, env: dict[str, str], *, duration: int) -> dict:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{duration}s", "--timeout", "5s", "-s", str(LUA), url],
-        env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=duration + 60,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
     return json.loads(line.removeprefix("BENCH_JSON "))
@@ -83,8 +87,9 @@ def delivered_count(dsn_url: str) -> int:
 
 
 def main() -> None:
-    missing = [tool for tool in ("wrk", "smtp-sink")
-               if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists()]
+    missing = [
+        tool for tool in ("wrk", "smtp-sink") if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists()
+    ]
     if missing:
         sys.exit(f"bench: missing {', '.join(missing)}; install with: apt-get install wrk postfix")
     logs = Path(tempfile.mkdtemp(prefix="herald-bench-"))
@@ -95,19 +100,32 @@ def main() -> None:
         amqp_url, _ = stack.enter_context(resources.rabbit_vhost())
         ports = {name: free_port() for name in ("gateway", "users", "templates", "smtp", "ceiling")}
         env = {
-            "DATABASE_URL": db_url, "REDIS_URL": resources.REDIS_URL, "REDIS_KEY_PREFIX": prefix,
-            "RABBITMQ_URL": amqp_url, "JWT_SECRET": uuid.uuid4().hex * 2, "LOG_LEVEL": "WARNING",
-            "RATE_LIMIT_PER_HOUR": str(10**9), "GATEWAY_PORT": str(ports["gateway"]),
-            "USERS_PORT": str(ports["users"]), "TEMPLATES_PORT": str(ports["templates"]),
+            "DATABASE_URL": db_url,
+            "REDIS_URL": resources.REDIS_URL,
+            "REDIS_KEY_PREFIX": prefix,
+            "RABBITMQ_URL": amqp_url,
+            "JWT_SECRET": uuid.uuid4().hex * 2,
+            "LOG_LEVEL": "WARNING",
+            "RATE_LIMIT_PER_HOUR": str(10**9),
+            "GATEWAY_PORT": str(ports["gateway"]),
+            "USERS_PORT": str(ports["users"]),
+            "TEMPLATES_PORT": str(ports["templates"]),
             "USER_SERVICE_URL": f"http://127.0.0.1:{ports['users']}",
             "TEMPLATE_SERVICE_URL": f"http://127.0.0.1:{ports['templates']}",
-            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(ports["smtp"]), "HOST": "127.0.0.1",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(ports["smtp"]),
+            "HOST": "127.0.0.1",
             "WEB_PROCESSES": os.environ.get("BENCH_WEB_PROCESSES", "2"),
             "WORKER_PREFETCH_MARGIN": os.environ.get("BENCH_WORKER_PREFETCH_MARGIN", "0"),
         }
         settings = Settings.from_env(env)
-        subprocess.run([str(BIN / "python"), "-m", "scripts.migrate"], cwd=ROOT, check=True,
-                       env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(BIN / "python"), "-m", "scripts.migrate"],
+            cwd=ROOT,
+            check=True,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+        )
         for role in ("users", "templates", "gateway"):
             stack.enter_context(herald_process([str(BIN / "python"), "-m", f"web.{role}"], env, logs / f"{role}.log"))
         gateway = f"http://127.0.0.1:{ports['gateway']}"
@@ -115,18 +133,39 @@ def main() -> None:
 
         admin = issue_token(settings, sub=str(uuid.uuid4()), role="admin")
         code = "bench-" + uuid.uuid4().hex[:6]
-        _api(gateway + "/api/v1/templates/", {"code": code, "name": "Bench", "subject": "Hello {{ name }}",
-                                              "content": "<p>Hello {{ name }}, see {{ link }}</p>"}, admin)
+        _api(
+            gateway + "/api/v1/templates/",
+            {
+                "code": code,
+                "name": "Bench",
+                "subject": "Hello {{ name }}",
+                "content": "<p>Hello {{ name }}, see {{ link }}</p>",
+            },
+            admin,
+        )
         users_file = logs / "users.txt"
-        users_file.write_text("\n".join(
-            _api(gateway + "/api/v1/users/", {"name": f"u{i}", "email": f"bench{i}@example.com",
-                                              "password": "bench-password-1",
-                                              "preferences": {"email": True, "push": True}})["data"]["id"]
-            for i in range(USERS)) + "\n")
+        users_file.write_text(
+            "\n".join(
+                _api(
+                    gateway + "/api/v1/users/",
+                    {
+                        "name": f"u{i}",
+                        "email": f"bench{i}@example.com",
+                        "password": "bench-password-1",
+                        "preferences": {"email": True, "push": True},
+                    },
+                )["data"]["id"]
+                for i in range(USERS)
+            )
+            + "\n"
+        )
         lua_env = {"BENCH_USERS": str(users_file), "BENCH_TOKEN": admin, "BENCH_TEMPLATE": code}
 
-        stack.enter_context(herald_process([str(BIN / "python"), "scripts/bench_ceiling.py", str(ports["ceiling"])],
-                                           {}, logs / "ceiling.log"))
+        stack.enter_context(
+            herald_process(
+                [str(BIN / "python"), "scripts/bench_ceiling.py", str(ports["ceiling"])], {}, logs / "ceiling.log"
+            )
+        )
         ceiling_url = f"http://127.0.0.1:{ports['ceiling']}"
         wait_for(lambda: _port_open(ports["ceiling"]), timeout=20, what="the ceiling endpoint")
         results["ceiling"] = wrk(ceiling_url, {**lua_env, "BENCH_RUN": "ceiling"}, duration=DURATION_S)
@@ -136,21 +175,36 @@ def main() -> None:
         sink = "/usr/sbin/smtp-sink" if Path("/usr/sbin/smtp-sink").exists() else "smtp-sink"
         time.sleep(2)  # let the last in-flight sends finish before counting the backlog
         results["slow_provider"] = slow_provider(env, db_url, sink, logs)
-        stack.enter_context(herald_process([sink, "-u", "nobody", f"127.0.0.1:{ports['smtp']}", "1000"], {},
-                                           logs / "smtp-sink.log"))
+        stack.enter_context(
+            herald_process([sink, "-u", "nobody", f"127.0.0.1:{ports['smtp']}", "1000"], {}, logs / "smtp-sink.log")
+        )
         backlog, before = _count(db_url, "pending"), delivered_count(db_url)
         started = time.monotonic()
-        stack.enter_context(herald_process(
-            [str(BIN / "dramatiq"), "actors", "--processes", WORKER_PROCESSES, "--threads", WORKER_THREADS,
-             "--queues", "email.queue"], env, logs / "worker.log"))
-        first = wait_for(lambda: delivered_count(db_url) > before and time.monotonic(), timeout=60,
-                         what="a delivery")
+        stack.enter_context(
+            herald_process(
+                [
+                    str(BIN / "dramatiq"),
+                    "actors",
+                    "--processes",
+                    WORKER_PROCESSES,
+                    "--threads",
+                    WORKER_THREADS,
+                    "--queues",
+                    "email.queue",
+                ],
+                env,
+                logs / "worker.log",
+            )
+        )
+        first = wait_for(lambda: delivered_count(db_url) > before and time.monotonic(), timeout=60, what="a delivery")
         base = delivered_count(db_url)
         wait_for(lambda: _count(db_url, "pending") == 0, timeout=900, interval=0.5, what="the backlog to drain")
         done = time.monotonic()
         delivered = delivered_count(db_url)
         results["delivery"] = {
-            "backlog": backlog, "delivered": delivered, "failed": _count(db_url, "failed"),
+            "backlog": backlog,
+            "delivered": delivered,
+            "failed": _count(db_url, "failed"),
             "workers": f"{WORKER_PROCESSES} processes x {WORKER_THREADS} threads",
             "emails_per_s": round((delivered - base) / max(done - first, 1e-3), 1),
             "drain_s_incl_boot": round(done - started, 1),
@@ -164,20 +218,43 @@ def slow_provider(env: dict[str, str], db_url: str, sink: str, logs: Path) -> di
     port = free_port()
     processes, threads = SLOW_WORKER_PROCESSES, SLOW_WORKER_THREADS
     with ExitStack() as stack:
-        stack.enter_context(herald_process([sink, "-u", "nobody", "-w", str(SLOW_PROVIDER_S), f"127.0.0.1:{port}",
-                                            "1000"], {}, logs / "smtp-sink-slow.log"))
+        stack.enter_context(
+            herald_process(
+                [sink, "-u", "nobody", "-w", str(SLOW_PROVIDER_S), f"127.0.0.1:{port}", "1000"],
+                {},
+                logs / "smtp-sink-slow.log",
+            )
+        )
         wait_for(lambda: _port_open(port), timeout=20, what="the slow sink")
-        stack.enter_context(herald_process(
-            [str(BIN / "dramatiq"), "actors", "--processes", str(processes), "--threads", str(threads),
-             "--queues", "email.queue"], {**env, "SMTP_PORT": str(port)}, logs / "worker-slow.log"))
+        stack.enter_context(
+            herald_process(
+                [
+                    str(BIN / "dramatiq"),
+                    "actors",
+                    "--processes",
+                    str(processes),
+                    "--threads",
+                    str(threads),
+                    "--queues",
+                    "email.queue",
+                ],
+                {**env, "SMTP_PORT": str(port)},
+                logs / "worker-slow.log",
+            )
+        )
         wait_for(lambda: delivered_count(db_url) > 0, timeout=60, interval=0.2, what="a slow delivery")
         time.sleep(2 * SLOW_PROVIDER_S)  # every thread busy before the window opens
         base, started = delivered_count(db_url), time.monotonic()
         time.sleep(SLOW_WINDOW_S)
         rate = (delivered_count(db_url) - base) / (time.monotonic() - started)
     bound = processes * threads / SLOW_PROVIDER_S
-    return {"latency_s": SLOW_PROVIDER_S, "workers": f"{processes} processes x {threads} threads",
-            "emails_per_s": round(rate, 1), "bound_per_s": bound, "ratio": round(rate / bound, 2)}
+    return {
+        "latency_s": SLOW_PROVIDER_S,
+        "workers": f"{processes} processes x {threads} threads",
+        "emails_per_s": round(rate, 1),
+        "bound_per_s": bound,
+        "ratio": round(rate / bound, 2),
+    }
 
 
 def _port_open(port: int) -> bool:
@@ -203,15 +280,23 @@ def _report(results: dict) -> None:
     c, g, d = results["ceiling"], results["gateway"], results["delivery"]
     print(f"\nHerald bench: {results['cores']} cores, {results['concurrency']} concurrent, {results['duration_s']} s")
     print(f"{'':28}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}  statuses")
-    print(f"{'ceiling (bare aiohttp)':28}{c['rps']:>10.0f}{c['p50_ms']:>9.1f}{c['p95_ms']:>9.1f}{c['p99_ms']:>9.1f}"
-          f"  {c['statuses']}")
-    print(f"{'gateway POST /notifications':28}{g['rps']:>10.0f}{g['p50_ms']:>9.1f}{g['p95_ms']:>9.1f}"
-          f"{g['p99_ms']:>9.1f}  {g['statuses']}")
+    print(
+        f"{'ceiling (bare aiohttp)':28}{c['rps']:>10.0f}{c['p50_ms']:>9.1f}{c['p95_ms']:>9.1f}{c['p99_ms']:>9.1f}"
+        f"  {c['statuses']}"
+    )
+    print(
+        f"{'gateway POST /notifications':28}{g['rps']:>10.0f}{g['p50_ms']:>9.1f}{g['p95_ms']:>9.1f}"
+        f"{g['p99_ms']:>9.1f}  {g['statuses']}"
+    )
     slow = results["slow_provider"]
-    print(f"\nslow provider ({slow['latency_s']} s per mail, {slow['workers']}): {slow['emails_per_s']} emails/s "
-          f"of a bound of {slow['bound_per_s']:.0f}/s = {slow['ratio']}")
-    print(f"\ndelivery to smtp-sink ({d['workers']}): {d['emails_per_s']} emails/s; {d['delivered']} of "
-          f"{d['backlog']} delivered, {d['failed']} failed, drained in {d['drain_s_incl_boot']} s incl. worker boot")
+    print(
+        f"\nslow provider ({slow['latency_s']} s per mail, {slow['workers']}): {slow['emails_per_s']} emails/s "
+        f"of a bound of {slow['bound_per_s']:.0f}/s = {slow['ratio']}"
+    )
+    print(
+        f"\ndelivery to smtp-sink ({d['workers']}): {d['emails_per_s']} emails/s; {d['delivered']} of "
+        f"{d['backlog']} delivered, {d['failed']} failed, drained in {d['drain_s_incl_boot']} s incl. worker boot"
+    )
 
 
 if __name__ == "__main__":

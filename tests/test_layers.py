@@ -9,8 +9,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: Each top-level package or module and its layer; a module may import only from lower layers or
 #: from its own package.
-LAYERS = {"settings": 0, "logs": 0, "models": 1, "messaging": 2, "providers": 3, "middleware": 4,
-          "actors": 5, "web": 5, "scripts": 6}
+LAYERS = {
+    "settings": 0,
+    "logs": 0,
+    "models": 1,
+    "messaging": 2,
+    "providers": 3,
+    "middleware": 4,
+    "actors": 5,
+    "web": 5,
+    "scripts": 6,
+}
 #: The web services, which ``web.common`` must not import.
 SERVICES = ("web.gateway", "web.users", "web.templates")
 
@@ -24,8 +33,11 @@ def _module_name(path: Path) -> str:
 
 def _graph() -> dict[str, set[str]]:
     """Module -> the Herald modules it imports (``from a import b`` counts ``a.b`` when it is a module)."""
-    files = [p for top in LAYERS for p in ([ROOT / f"{top}.py"] if (ROOT / f"{top}.py").exists()
-                                            else sorted((ROOT / top).rglob("*.py")))]
+    files = [
+        p
+        for top in LAYERS
+        for p in ([ROOT / f"{top}.py"] if (ROOT / f"{top}.py").exists() else sorted((ROOT / top).rglob("*.py")))
+    ]
     modules = {_module_name(p): p for p in files}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
@@ -58,8 +70,13 @@ def test_every_import_points_down_or_stays_in_its_package():
 
 
 def test_web_common_imports_no_service():
-    leaks = [f"{m} -> {t}" for m, imports in _graph().items() if m.startswith("web.common")
-             for t in imports if t.startswith(SERVICES)]
+    leaks = [
+        f"{m} -> {t}"
+        for m, imports in _graph().items()
+        if m.startswith("web.common")
+        for t in imports
+        if t.startswith(SERVICES)
+    ]
     assert not leaks, leaks
 
 
@@ -73,7 +90,7 @@ def test_no_import_cycle():
         for nxt in sorted(graph.get(node, ())):
             # a package imports its own modules by design (``from pkg import mod``); that is not a cycle
             if state.get(nxt) == 1 and not node.startswith(nxt + "."):
-                cycles.append([*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt])
+                cycles.append([*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt])
             elif nxt not in state:
                 visit(nxt, [*trail, nxt])
         state[node] = 2

@@ -27,6 +27,9 @@ def test_defaults_follow_the_contract():
         ("RATE_LIMIT_PER_HOUR", "-1"),
         ("LOG_LEVEL", "LOUD"),
         ("DATABASE_URL", "mysql://x/y"),
+        ("MAIL_FROM", "no address here"),
+        ("MAIL_FROM", "Herald <a@b>\nBcc: x@y"),
+        ("MAIL_REPLY_TO", "support"),
     ],
 )
 def test_malformed_values_name_the_variable(name, value):
@@ -105,3 +108,9 @@ def test_sqlite_urls_read_three_slashes_as_relative_and_four_as_absolute(tmp_pat
 def test_a_sqlite_url_with_a_host_is_refused():
     with pytest.raises(ValueError, match="names a host"):
         connect_url("sqlite://var/herald.sqlite3")
+
+
+def test_mail_reply_to_is_optional():
+    assert Settings.from_env(BASE).mail_reply_to is None
+    s = Settings.from_env({**BASE, "MAIL_REPLY_TO": " Support <support@example.com> "})
+    assert s.mail_reply_to == "Support <support@example.com>"

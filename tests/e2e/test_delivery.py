@@ -159,7 +159,10 @@ async def test_priority_high_is_delivered_first(aiohttp_server, aiohttp_client, 
     await send("high", 10)
     assert queue_depth(url, "email.queue") == 6
     with worker(
-        {**stack.env, **smtp.env, "WORKER_PREFETCH_MARGIN": "0"}, tmp_path / "worker.log", queues=("email.queue",), threads=1
+        {**stack.env, **smtp.env, "WORKER_PREFETCH_MARGIN": "0"},
+        tmp_path / "worker.log",
+        queues=("email.queue",),
+        threads=1,
     ):
         mails = await wait_mail(smtp, 6)
     subjects = [m.message["Subject"] for m in mails]

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import psycopg2
@@ -55,8 +56,10 @@ def test_make_run_answers_a_send_end_to_end(tmp_path):
         "OUTBOX_DIR": str(outbox),
         "BOOTSTRAP_ADMIN_EMAIL": "root@example.com",
         "BOOTSTRAP_ADMIN_PASSWORD": "a-long-admin-password",
+        "MAIL_FROM": "Herald <no-reply@notify.example.com>",
         "HOST": "127.0.0.1",
     }
+    link = "https://app.example.com/verify?token=7f3a&u=42"
     log = tmp_path / "make-run.log"
     with herald_process([shutil.which("make") or "make", "run"], env, log):
         base = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
@@ -72,7 +75,7 @@ def test_make_run_answers_a_send_end_to_end(tmp_path):
                 "code": "welcome",
                 "name": "Welcome",
                 "subject": "Hi {{ name }}",
-                "content": "<p>Hello <b>{{ name }}</b></p>",
+                "content": '<p>Hello <b>{{ name }}</b></p><p>Please <a href="{{ link }}">verify your address</a>.</p>',
             },
             token,
         )
@@ -94,7 +97,7 @@ def test_make_run_answers_a_send_end_to_end(tmp_path):
                 "notification_type": "email",
                 "user_id": user_id,
                 "template_code": "welcome",
-                "variables": {"name": "Ada"},
+                "variables": {"name": "Ada", "link": link},
                 "request_id": "make-run-1",
             },
             token,
@@ -109,8 +112,12 @@ def test_make_run_answers_a_send_end_to_end(tmp_path):
                 break
             time.sleep(0.2)
         assert body["data"]["status"] == "delivered", body
-    text = Path(mail[0]).read_text()
-    assert "Subject: Hi Ada" in text and "Hello <b>Ada</b>" in text
+    msg = message_from_bytes(Path(mail[0]).read_bytes(), policy=policy.default)
+    assert msg["Subject"] == "Hi Ada" and "Hello <b>Ada</b>" in msg.get_body(("html",)).get_content()
+    assert msg["Message-ID"] == f"<{nid}@notify.example.com>"  # a domain, MAIL_FROM's, on the right
+    assert msg["X-Herald-Notification-ID"] == nid and msg["Auto-Submitted"] == "auto-generated"
+    text = msg.get_body(("plain",)).get_content()
+    assert f"Please verify your address ({link})." in text, text
     banner = log.read_text()
     assert "root@example.com" in banner and "curl" in banner and f":{ports['GATEWAY_PORT']}" in banner
 

@@ -37,8 +37,13 @@ def _item(actor_priority: int, amqp: int | None, name: str) -> _WorkQueueItem:
 
 def test_work_queue_serves_higher_amqp_priority_first_then_arrival():
     queue = BrokerPriorityWorkQueue()
-    for item in (_item(0, 1, "low-1"), _item(0, 5, "mid"), _item(0, 1, "low-2"), _item(0, 10, "high"),
-                 _item(0, None, "none")):
+    for item in (
+        _item(0, 1, "low-1"),
+        _item(0, 5, "mid"),
+        _item(0, 1, "low-2"),
+        _item(0, 10, "high"),
+        _item(0, None, "none"),
+    ):
         queue.put(item)
     order = [queue.get_nowait().message.actor_name for _ in range(5)]
     assert order == ["high", "mid", "low-1", "low-2", "none"]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 
-from providers.email import SmtpEmailProvider, build_message, message_id_for, parse_mail_from
+from providers.email import SmtpEmailProvider, build_message, parse_mail_from
 from providers.errors import PermanentProviderError, RetryableProviderError
+from providers.rendering import Renderer
 from settings import Settings
 from tests.support.smtp_server import free_port, smtp_server
 
@@ -29,7 +32,7 @@ def send(provider: SmtpEmailProvider, n: int = 0, **overrides) -> None:
         "subject": f"Welcome Ada #{n}",
         "html": f"<h1>Hi Ada</h1><p>#{n}</p>",
         "text": f"Hi Ada\n#{n}",
-        "message_id": f"<note-{n}@herald.test>",
+        "notification_id": f"note-{n}",
     }
     args.update(overrides)
     provider.send(**args)
@@ -54,8 +57,8 @@ def test_email_arrives_as_multipart_alternative_with_headers(smtp, provider):
         subject="Bienvenue, Ada — ça marche",
         html="<h1>Hi Ada</h1>",
         text="Hi Ada",
-        message_id="<n-1@herald.test>",
-        headers={"X-Herald-Notification-ID": "n-1"},
+        notification_id="n-1",
+        headers={"X-Campaign": "spring"},
     )
     [mail] = smtp.wait_for(1)
     msg = mail.message
@@ -70,7 +73,63 @@ def test_email_arrives_as_multipart_alternative_with_headers(smtp, provider):
     assert msg["To"] == "Ada Lovelace <ada@example.com>"
     assert msg["Message-ID"] == "<n-1@herald.test>"
     assert msg["X-Herald-Notification-ID"] == "n-1"
+    assert msg["X-Campaign"] == "spring"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["Reply-To"] is None  # only when MAIL_REPLY_TO is set
     assert msg["Date"].datetime is not None
+
+
+def test_headers_receivers_judge_a_mail_by(smtp):
+    """Message-ID on the sender's domain, Date, a named From, Reply-To, Auto-Submitted, and UTF-8
+    subject and names as encoded words in a header section that stays 7-bit."""
+    env = {
+        **smtp.env,
+        "MAIL_FROM": "Héraut Notifications <no-reply@mail.acme.example>",
+        "MAIL_REPLY_TO": "Équipe Support <support@acme.example>",
+    }
+    provider = SmtpEmailProvider(settings=make_settings(**env))
+    nid = "0b7e5c1e-3f7d-4c2a-9d1e-5a6b7c8d9e0f"
+    provider.send(
+        to="Ådå Lövelace <ada@example.com>",
+        subject="Bienvenue, Ada — ça marche",
+        html="<p>Hi</p>",
+        text="Hi",
+        notification_id=nid,
+    )
+    provider.close()
+    [mail] = smtp.wait_for(1)
+    msg = mail.message
+    assert msg["Message-ID"] == f"<{nid}@mail.acme.example>"
+    assert msg["X-Herald-Notification-ID"] == nid
+    assert msg["Auto-Submitted"] == "auto-generated"
+    [sender], [reply_to], [to] = msg["From"].addresses, msg["Reply-To"].addresses, msg["To"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Héraut Notifications", "no-reply@mail.acme.example")
+    assert (reply_to.display_name, reply_to.addr_spec) == ("Équipe Support", "support@acme.example")
+    assert (to.display_name, to.addr_spec) == ("Ådå Lövelace", "ada@example.com")
+    assert msg["Subject"] == "Bienvenue, Ada — ça marche"
+    assert abs((datetime.now(UTC) - msg["Date"].datetime).total_seconds()) < 60
+    head = re.split(rb"\r?\n\r?\n", mail.data, maxsplit=1)[0]
+    head.decode("ascii")  # 7-bit: non-ASCII only as encoded words
+    assert head.count(b"=?utf-8?") >= 4  # subject, From, Reply-To and To names
+    names = [k.lower() for k in msg]
+    for name in ("from", "to", "subject", "date", "message-id", "reply-to", "auto-submitted", "mime-version"):
+        assert names.count(name) == 1, (name, names)
+
+
+def test_the_text_part_of_a_mail_with_a_link_carries_the_url(smtp, provider):
+    link = "https://acme.example/verify?token=7f3a&u=42"
+    content = '<p>Hi {{ name }},</p><p>Please <a href="{{ link }}">verify your address</a>.</p>'
+    rendered = Renderer().render(subject="Verify", content=content, variables={"name": "Ada", "link": link})
+    provider.send(
+        to="ada@example.com",
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        notification_id="n-link",
+    )
+    [mail] = smtp.wait_for(1)
+    text = mail.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text.strip() == f"Hi Ada,\n\nPlease verify your address ({link})."
 
 
 def test_one_connection_serves_many_messages(smtp, provider):
@@ -193,10 +252,14 @@ def test_server_gone_after_a_successful_send_is_retryable(smtp, provider):
         ("subject", "Hello\nX-Injected: 1"),
         ("subject", "Hello\0"),
         ("to", "ada@example.com\r\nBcc: victim@example.com"),
-        ("headers", {"X-Herald-Notification-ID": "n-1\r\nBcc: victim@example.com"}),
+        ("headers", {"X-Campaign": "n-1\r\nBcc: victim@example.com"}),
         ("headers", {"Bcc": "victim@example.com"}),
         ("headers", {"X-Bad Name": "x"}),
-        ("message_id", "<a@b>\r\nBcc: victim@example.com"),
+        ("headers", {"Auto-Submitted": "no"}),
+        ("headers", {"X-Herald-Notification-ID": "someone-else"}),
+        ("notification_id", "n-1\r\nBcc: victim@example.com"),
+        ("notification_id", "n-1>\tBcc: victim@example.com"),
+        ("notification_id", "n@1"),
     ],
 )
 def test_header_injection_is_refused_not_stripped(smtp, provider, field, value):
@@ -243,17 +306,17 @@ def test_login_uses_the_username_verbatim_and_from_stays_mail_from():
     assert mail.mail_from == "no-reply@herald.test"
 
 
-def test_build_message_normalises_the_message_id_and_is_what_smtp_sends():
-    sender = parse_mail_from(MAIL_FROM)
+def test_build_message_puts_the_notification_id_on_the_senders_domain():
     msg = build_message(
-        mail_from=sender,
+        mail_from=parse_mail_from(MAIL_FROM),
         to="ada@example.com",
         subject="S",
         html="<p>x</p>",
         text="x",
-        message_id=message_id_for("1234-abcd", sender).strip("<>"),
+        notification_id="1234-abcd",
     )
     assert msg["Message-ID"] == "<1234-abcd@herald.test>"
+    assert msg["X-Herald-Notification-ID"] == "1234-abcd"
     assert msg.get_content_type() == "multipart/alternative"
 
 
@@ -261,6 +324,12 @@ def test_build_message_normalises_the_message_id_and_is_what_smtp_sends():
 def test_a_bad_mail_from_fails_at_construction(value):
     with pytest.raises(ValueError, match="MAIL_FROM"):
         SmtpEmailProvider(settings=make_settings(SMTP_HOST="127.0.0.1", MAIL_FROM=value))
+
+
+@pytest.mark.parametrize("value", ["support", "Support <support>", "a@b\r\nBcc: x@y"])
+def test_a_bad_mail_reply_to_fails_at_construction(value):
+    with pytest.raises(ValueError, match=r"^MAIL_REPLY_TO: "):
+        SmtpEmailProvider(settings=make_settings(SMTP_HOST="127.0.0.1", MAIL_REPLY_TO=value))
 
 
 @pytest.mark.parametrize("tls", ["starttls", "ssl"])

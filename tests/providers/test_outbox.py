@@ -35,25 +35,35 @@ def test_email_outbox_writes_a_parseable_multipart_eml(tmp_path):
         subject="Welcome Ada",
         html="<h1>Hi</h1>",
         text="Hi",
-        message_id="<n-1@herald>",
-        headers={"X-Herald-Notification-ID": "n-1"},
+        notification_id="n-1",
     )
     [path] = (tmp_path / "out").iterdir()
-    assert path.name == "n-1@herald.eml"
+    assert path.name == "n-1@herald.test.eml"
     msg = message_from_bytes(path.read_bytes(), policy=policy.default)
     assert msg.get_content_type() == "multipart/alternative"
     assert msg.get_body(("plain",)).get_content().strip() == "Hi"
     assert msg.get_body(("html",)).get_content().strip() == "<h1>Hi</h1>"
     assert msg["Subject"] == "Welcome Ada"
     assert msg["From"] == "Herald <no-reply@herald.test>"
-    assert msg["Message-ID"] == "<n-1@herald>"
+    assert msg["Message-ID"] == "<n-1@herald.test>"
     assert msg["X-Herald-Notification-ID"] == "n-1"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["Reply-To"] is None
+
+
+def test_email_outbox_writes_reply_to_when_configured_and_refuses_a_bad_one(tmp_path):
+    provider = OutboxEmailProvider(settings=make_settings(tmp_path, MAIL_REPLY_TO="Support <support@herald.test>"))
+    provider.send(to="ada@example.com", subject="Hi", html="<p>x</p>", text="x", notification_id="n-4")
+    [path] = (tmp_path / "out").iterdir()
+    assert message_from_bytes(path.read_bytes(), policy=policy.default)["Reply-To"] == "Support <support@herald.test>"
+    with pytest.raises(ValueError, match=r"^MAIL_REPLY_TO: "):
+        OutboxEmailProvider(settings=make_settings(tmp_path, MAIL_REPLY_TO="support"))
 
 
 def test_email_outbox_retry_overwrites_and_leaves_no_temp_files(tmp_path):
     provider = OutboxEmailProvider(settings=make_settings(tmp_path))
     for subject in ("first", "second"):
-        provider.send(to="ada@example.com", subject=subject, html="<p>x</p>", text="x", message_id="<n-2@herald>")
+        provider.send(to="ada@example.com", subject=subject, html="<p>x</p>", text="x", notification_id="n-2")
     [path] = (tmp_path / "out").iterdir()
     assert message_from_bytes(path.read_bytes(), policy=policy.default)["Subject"] == "second"
 
@@ -62,7 +72,7 @@ def test_email_outbox_refuses_header_injection_like_smtp(tmp_path):
     provider = OutboxEmailProvider(settings=make_settings(tmp_path))
     with pytest.raises(PermanentProviderError) as info:
         provider.send(
-            to="ada@example.com", subject="x\r\nBcc: v@example.com", html="x", text="x", message_id="<n-3@herald>"
+            to="ada@example.com", subject="x\r\nBcc: v@example.com", html="x", text="x", notification_id="n-3"
         )
     assert info.value.reason == "invalid_header"
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -19,9 +19,13 @@ def make_settings(**env: str) -> Settings:
 
 
 def send(provider: FcmPushProvider, **overrides) -> str:
-    args = {"token": TOKEN, "title": "Order A-17 shipped", "body": "Your order is on its way",
-            "image": "https://example.com/i.png",
-            "data": {"notification_id": "n-1", "link": "https://example.com/o/A-17"}}
+    args = {
+        "token": TOKEN,
+        "title": "Order A-17 shipped",
+        "body": "Your order is on its way",
+        "image": "https://example.com/i.png",
+        "data": {"notification_id": "n-1", "link": "https://example.com/o/A-17"},
+    }
     args.update(overrides)
     return provider.send(**args)
 
@@ -45,8 +49,11 @@ def test_push_request_body_and_oauth_token_from_token_uri(fcm, provider):
     [body] = fcm.requests
     message = body["message"]
     assert message["token"] == TOKEN
-    assert message["notification"] == {"title": "Order A-17 shipped", "body": "Your order is on its way",
-                                       "image": "https://example.com/i.png"}
+    assert message["notification"] == {
+        "title": "Order A-17 shipped",
+        "body": "Your order is on its way",
+        "image": "https://example.com/i.png",
+    }
     assert message["data"] == {"notification_id": "n-1", "link": "https://example.com/o/A-17"}
     assert message["android"] == {"priority": "high"}
     assert body["validate_only"] is False
@@ -161,8 +168,20 @@ def test_server_down_after_a_send_is_retryable_and_recovers(fcm, provider):
     assert len(fcm.messages) == 2
 
 
-@pytest.mark.parametrize("token", ["", "short", "a" * 19, "a" * 4097, "has spaces in it ........",
-                                   "line\nbreak-0123456789abcdef", "ünïcode-0123456789abcdef", None, 12345])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "short",
+        "a" * 19,
+        "a" * 4097,
+        "has spaces in it ........",
+        "line\nbreak-0123456789abcdef",
+        "ünïcode-0123456789abcdef",
+        None,
+        12345,
+    ],
+)
 def test_malformed_token_is_refused_without_any_request(fcm, provider, token):
     with pytest.raises(InvalidTokenError) as info:
         send(provider, token=token)

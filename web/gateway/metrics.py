@@ -37,18 +37,30 @@ class GatewayMetrics(HttpMetrics):
     def __init__(self, *, service: str = "gateway") -> None:
         super().__init__(service=service)
         r = self.registry
-        self.accepted = Counter("herald_notifications_accepted_total",
-                                "Notifications accepted (202) by the gateway, by channel.", ["channel"], registry=r)
-        self.rate_limited = Counter("herald_rate_limited_total",
-                                    "Sends refused with RATE_LIMITED, by channel.", ["channel"], registry=r)
-        self.idempotency = Counter("herald_idempotency_hits_total",
-                                   "Sends whose request_id was seen before, by outcome "
-                                   "(replayed, conflict, in_progress).", ["outcome"], registry=r)
-        self.queue_depth = Gauge("herald_queue_depth", "Ready messages in a RabbitMQ queue, read at scrape time.",
-                                 ["queue"], registry=r)
-        self.breaker_state = Gauge("herald_circuit_breaker_state",
-                                   "Provider circuit breaker: 0 closed, 1 half-open, 2 open (from Redis).",
-                                   ["provider"], registry=r)
+        self.accepted = Counter(
+            "herald_notifications_accepted_total",
+            "Notifications accepted (202) by the gateway, by channel.",
+            ["channel"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "herald_rate_limited_total", "Sends refused with RATE_LIMITED, by channel.", ["channel"], registry=r
+        )
+        self.idempotency = Counter(
+            "herald_idempotency_hits_total",
+            "Sends whose request_id was seen before, by outcome (replayed, conflict, in_progress).",
+            ["outcome"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "herald_queue_depth", "Ready messages in a RabbitMQ queue, read at scrape time.", ["queue"], registry=r
+        )
+        self.breaker_state = Gauge(
+            "herald_circuit_breaker_state",
+            "Provider circuit breaker: 0 closed, 1 half-open, 2 open (from Redis).",
+            ["provider"],
+            registry=r,
+        )
         for channel in CHANNELS:  # so rate() has a zero to start from before the first send
             self.accepted.labels(channel)
             self.rate_limited.labels(channel)
@@ -61,8 +73,10 @@ class GatewayMetrics(HttpMetrics):
         self.idempotency.labels(outcome).inc()
 
     async def refresh(self, app) -> None:
-        await asyncio.gather(self._refresh_depths(app.get(publisher_key)),
-                             self._refresh_breakers(app[app_keys.redis_key], app[app_keys.redis_keys_key]))
+        await asyncio.gather(
+            self._refresh_depths(app.get(publisher_key)),
+            self._refresh_breakers(app[app_keys.redis_key], app[app_keys.redis_keys_key]),
+        )
 
     async def _refresh_depths(self, publisher) -> None:
         try:

@@ -42,8 +42,9 @@ class SendRequest:
             template_code=validation.string(body, "template_code", max_len=100, single_line=True),
             variables=variables,
             request_id=validation.string(body, "request_id", max_len=128, single_line=True),
-            priority=validation.integer(body, "priority", low=MIN_PRIORITY, high=MAX_PRIORITY,
-                                        default=DEFAULT_PRIORITY),
+            priority=validation.integer(
+                body, "priority", low=MIN_PRIORITY, high=MAX_PRIORITY, default=DEFAULT_PRIORITY
+            ),
             metadata=validation.obj(body, "metadata", default={}),
         )
 
