@@ -12,6 +12,8 @@ from models.base import iso, new_id, notifications_db, utcnow
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
+#: Statuses no automatic processing leaves: reaching one is an outcome worth telling (webhooks).
+FINAL_STATUSES = (DELIVERED, FAILED)
 CHANNELS = ("email", "push")
 #: Attempt outcomes that are not delivery attempts, so they do not count as retries.
 RECEIPT, REPLAYED = "receipt", "replayed"

@@ -9,12 +9,13 @@ fast copy kept for seven days (README, "What a send does"). The workers write th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 
 import redis.exceptions
 
 from models.base import iso
 from models.dao import notifications as dao
-from models.notification import Notification
+from models.notification import FINAL_STATUSES, Notification
 from models.redis_keys import STATUS_TTL_S, RedisKeys
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,25 @@ def row_status(row: Notification) -> dict[str, str]:
     )
 
 
-class StatusWriter:
-    """Writes a notification's outcome to PostgreSQL, then to the Redis hash (workers' side)."""
+#: Called with the row after a notification reached a final status.
+Listener = Callable[[Notification], None]
 
-    def __init__(self, *, redis, keys: RedisKeys) -> None:
+
+class StatusWriter:
+    """Writes a notification's outcome to PostgreSQL, then to the Redis hash, then tells the
+    listeners when the status is final: the one place a final outcome is announced from.
+
+    Parameters:
+        redis: a blocking client (``decode_responses=True``).
+        keys: the key names behind ``REDIS_KEY_PREFIX``.
+        listeners: called in order with the row of each final outcome recorded; one that raises
+            is logged and does not undo the outcome or stop the others.
+    """
+
+    def __init__(self, *, redis, keys: RedisKeys, listeners: Sequence[Listener] = ()) -> None:
         self.redis = redis
         self.keys = keys
+        self.listeners = list(listeners)
 
     def current_status(self, notification_id: str) -> str | None:
         """The status from PostgreSQL, the record: the Redis copy may lag if mirroring failed, and a
@@ -81,7 +95,17 @@ class StatusWriter:
             except redis.exceptions.RedisError as exc:
                 # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
                 log.warning("status not mirrored to Redis: %s", type(exc).__name__)
+            if status in FINAL_STATUSES:
+                self.announce(row)
         return row
+
+    def announce(self, row: Notification) -> None:
+        """Tell every listener that ``row`` reached a final status."""
+        for listener in self.listeners:
+            try:
+                listener(row)
+            except Exception:
+                log.exception("a status listener failed", extra={"notification_id": row.notification_id})
 
     def mirror(self, row: Notification) -> None:
         pipe = self.redis.pipeline(transaction=True)
