@@ -185,7 +185,7 @@ async def test_a_retry_keeps_its_amqp_priority(stack, smtp, tmp_path):
         # the worker's move of a due message back to its queue (dramatiq worker.handle_delayed_messages)
         due = delayed.copy(queue_name=q_name(delayed.queue_name))
         del due.options["eta"]
-        broker = HeraldBroker(url=url, middleware=[Priority(prefetch=1)])
+        broker = HeraldBroker(url=url, middleware=[Priority(margin=0)])
         broker.enqueue(due)
         broker.close()
         channel.basic_ack(method.delivery_tag)
