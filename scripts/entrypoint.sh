@@ -1,6 +1,6 @@
 #!/bin/sh
 # Herald's container entrypoint: one image, the role chosen by the first argument.
-# The commands are the contract's (CONTRACT.md section 1); `exec` makes the role the container's
+# The commands are the README's ("Deploying"); `exec` makes the role the container's
 # main process, so it receives SIGTERM from `docker stop` and Kubernetes directly.
 # Arguments after the role are passed on (e.g. `email-worker --verbose`).
 set -eu
