@@ -30,7 +30,7 @@ from messaging.messages import SCHEDULED_AT
 from messaging.rabbitmq import queue_depths
 from messaging.topology import EMAIL_QUEUE, FAILED_QUEUE, MAINTENANCE_QUEUE, PUSH_QUEUE, WATCHED_QUEUES
 from messaging.webhook_events import WebhookEvents
-from middleware.backoff import retry_delay, schedule_ms
+from middleware.backoff import MAX_DELAY_MS, schedule_ms
 from middleware.circuit_breaker import BREAKERS, CLOSED, OPEN, queue_state_reads, read_states
 from middleware.stack import TIME_LIMIT_MS
 from models.base import iso, utcnow
@@ -47,7 +47,7 @@ REALERT_S = 30 * 60
 STUCK_MARGIN_S = 10 * 60
 #: Ids quoted in a stuck-notifications report.
 STUCK_SAMPLE = 10
-#: Added to the longest webhook wait (one backoff plus one attempt) before a ``pending`` delivery
+#: Added to the longest webhook wait (the backoff's cap plus one attempt) before a ``pending`` delivery
 #: untouched since counts as lost; generous, since a backlog on webhooks.queue also leaves rows
 #: untouched, and a delivery published twice is sent twice.
 WEBHOOK_LOST_MARGIN_S = 10 * 60
@@ -185,11 +185,10 @@ class Maintenance:
     # -- lost webhook deliveries ---------------------------------------------------------------
 
     def webhook_lost_after(self) -> dt.timedelta:
-        """How long a ``pending`` delivery can honestly go untouched: its longest backoff wait and
-        one attempt (each attempt and each retry updates the row), plus a margin."""
-        retries = max(1, self.settings.webhook_retry_max)
-        wait_ms = retry_delay(retries, self.settings.webhook_backoff_unit_ms)
-        return dt.timedelta(milliseconds=wait_ms + TIME_LIMIT_MS, seconds=WEBHOOK_LOST_MARGIN_S)
+        """How long a ``pending`` delivery can honestly go untouched: the longest single wait (a
+        receiver's ``Retry-After`` may stretch one to the backoff's cap) and one attempt (each
+        attempt and each retry updates the row), plus a margin."""
+        return dt.timedelta(milliseconds=MAX_DELAY_MS + TIME_LIMIT_MS, seconds=WEBHOOK_LOST_MARGIN_S)
 
     def sweep_webhooks(self) -> None:
         cutoff = utcnow() - self.webhook_lost_after()
