@@ -168,3 +168,12 @@ def test_a_lost_publish_is_published_again_by_the_sweep(db, redis_prefix):
     touched = WebhookDelivery.get_by_id(lost.id)
     assert touched.updated_at > lost.updated_at, "marked as just published, so the next sweep waits"
     client.close()
+
+
+def test_an_outcome_written_by_another_query_is_told_through_announce(writer):
+    subscribe()
+    row = notification()
+    changed = notifications.set_status(row.notification_id, status=FAILED, error="bounced")
+    writer.announce(changed)
+    [delivery] = WebhookDelivery.select()
+    assert delivery.event_type == "notification.failed" and len(writer.published) == 1
