@@ -4,6 +4,11 @@ Each record carries ``correlation_id`` and ``notification_id`` when the code tha
 the web middleware and the worker middleware set them in context variables, so a handler or actor
 does not have to pass them to every call, and the two ids follow a notification from request to
 delivery.
+
+Secrets that travel as bearer strings are masked in every line, wherever they appear (message,
+extra fields, traceback): API keys (``hk_live_...``, ``hk_test_...``; made by
+``models/api_key.py``) and webhook signing secrets (``whsec_...``; ``models/webhook.py``). The mask
+runs on the finished line, so no field or nesting can carry one past it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +26,17 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 notification_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("notification_id", default=None)
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+#: An API key or a webhook secret: its kind is kept (it helps to read a log), the secret part not.
+SECRET_TOKEN = re.compile(r"(hk_(?:live|test)_|whsec_)[A-Za-z0-9_\-]+")
+_SECRET_MARKERS = ("hk_", "whsec_")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every API key and webhook secret in it replaced by its kind and ``***``."""
+    if not any(marker in text for marker in _SECRET_MARKERS):
+        return text
+    return SECRET_TOKEN.sub(r"\1***", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,7 +61,9 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+        # The characters of a key or secret are never escaped by JSON, so the finished line shows
+        # them exactly as the pattern expects.
+        return mask_secrets(json.dumps(out, default=str, ensure_ascii=False))
 
 
 def setup_logging(*, service: str, level: str = "INFO") -> None:

@@ -138,6 +138,10 @@ class Settings:
     rate_limit_per_hour: int
     dlq_alert_threshold: int
     alert_webhook_url: str | None = field(repr=False)
+    webhook_allow_private: bool
+    webhook_retry_max: int
+    webhook_backoff_unit_ms: int
+    webhook_timeout_s: int
     log_level: str
     gateway_port: int
     users_port: int
@@ -222,6 +226,10 @@ class Settings:
             rate_limit_per_hour=_int(env, "RATE_LIMIT_PER_HOUR", 100),
             dlq_alert_threshold=_int(env, "DLQ_ALERT_THRESHOLD", 50),
             alert_webhook_url=_url(env, "ALERT_WEBHOOK_URL", None, ("http", "https")),
+            webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_retry_max=_int(env, "WEBHOOK_RETRY_MAX", 8, high=100),
+            webhook_backoff_unit_ms=_int(env, "WEBHOOK_BACKOFF_UNIT_MS", 1000, high=3_600_000),
+            webhook_timeout_s=_int(env, "WEBHOOK_TIMEOUT_S", 10, low=1, high=300),
             log_level=level,
             gateway_port=_int(env, "GATEWAY_PORT", 8000, low=1, high=65535),
             users_port=_int(env, "USERS_PORT", 8001, low=1, high=65535),

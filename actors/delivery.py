@@ -6,6 +6,9 @@ the send is middleware (ARCHITECTURE.md, "Where each policy lives"): the claim, 
 already-delivered check and the recording of ``delivered`` (DeliveryGuard), retries, the breaker
 named by the ``circuit`` option, the dead-letter queue. The one thing decided here is a push token
 FCM calls invalid: that is a fact about the user, so the token is cleared from the user.
+
+A test-mode notification (``mode: test``, sent with an ``hk_test_`` key) goes the same way to the
+simulated providers (:meth:`actors.runtime.Runtime.email_for`) and never changes the user.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import logging
 import dramatiq
 
 from actors.runtime import Runtime
+from messaging.messages import body_mode
 from messaging.topology import EMAIL_QUEUE, PUSH_QUEUE
 from middleware.circuit_breaker import FCM, SMTP
 from models.dao import users
+from models.notification import TEST
 from providers.errors import InvalidTokenError, PermanentProviderError
 from providers.rendering import Rendered, RenderError
 
@@ -56,7 +61,7 @@ def register(broker: dramatiq.Broker, runtime: Runtime) -> None:
     def send_email(notification: dict) -> None:
         nid = notification["notification_id"]
         rendered = _render(runtime, notification)
-        runtime.email.send(
+        runtime.email_for(body_mode(notification)).send(
             to=notification["user_email"],
             subject=rendered.subject,
             html=rendered.html,
@@ -71,11 +76,13 @@ def register(broker: dramatiq.Broker, runtime: Runtime) -> None:
         if variables.get("link"):
             data["link"] = str(variables["link"])
         token = notification.get("user_push_token") or ""
+        mode = body_mode(notification)
         rendered = _render(runtime, notification)
         try:
-            runtime.push.send(
+            runtime.push_for(mode).send(
                 token=token, title=rendered.subject, body=rendered.text, image=variables.get("image"), data=data
             )
         except InvalidTokenError:
-            _forget_push_token(runtime, notification.get("user_id"), token)
+            if mode != TEST:
+                _forget_push_token(runtime, notification.get("user_id"), token)
             raise

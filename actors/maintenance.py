@@ -1,4 +1,5 @@
-"""Periodic maintenance: the queue and breaker monitor, and the stuck-``pending`` report.
+"""Periodic maintenance: the queue and breaker monitor, the stuck-``pending`` report, and the sweep
+that publishes again webhook deliveries whose message was lost.
 
 ``periodiq actors`` (exactly one) enqueues a tick per minute on ``maintenance.queue``; the
 maintenance workers run it. Two schedulers, or a tick redelivered after a worker crash, must not
@@ -28,8 +29,10 @@ from periodiq import PeriodiqMiddleware, cron
 from messaging.messages import SCHEDULED_AT
 from messaging.rabbitmq import queue_depths
 from messaging.topology import EMAIL_QUEUE, FAILED_QUEUE, MAINTENANCE_QUEUE, PUSH_QUEUE, WATCHED_QUEUES
-from middleware.backoff import schedule_ms
+from messaging.webhook_events import WebhookEvents
+from middleware.backoff import MAX_DELAY_MS, schedule_ms
 from middleware.circuit_breaker import BREAKERS, CLOSED, OPEN, queue_state_reads, read_states
+from middleware.stack import TIME_LIMIT_MS
 from models.base import iso, utcnow
 from models.dao import notifications as dao
 from models.redis_keys import RedisKeys
@@ -44,6 +47,12 @@ REALERT_S = 30 * 60
 STUCK_MARGIN_S = 10 * 60
 #: Ids quoted in a stuck-notifications report.
 STUCK_SAMPLE = 10
+#: Added to the longest webhook wait (the backoff's cap plus one attempt) before a ``pending`` delivery
+#: untouched since counts as lost; generous, since a backlog on webhooks.queue also leaves rows
+#: untouched, and a delivery published twice is sent twice.
+WEBHOOK_LOST_MARGIN_S = 10 * 60
+#: Deliveries one sweep publishes again at most.
+WEBHOOK_SWEEP_LIMIT = 500
 #: Seconds a webhook POST may take.
 WEBHOOK_TIMEOUT_S = 5.0
 #: How long a claimed tick is remembered (well past any redelivery).
@@ -63,6 +72,7 @@ class Counters:
     webhook_failures: int = 0
     job_errors: int = 0
     stuck_pending: int = 0
+    webhooks_republished: int = 0
     depths: dict[str, int | None] = field(default_factory=dict)
     breakers: dict[str, str] = field(default_factory=dict)
     hooks: list[Callable[[dict], None]] = field(default_factory=list)
@@ -84,6 +94,7 @@ class Maintenance:
         self.keys = keys
         self.broker = broker
         self.counters = counters or Counters()
+        self.webhook_events = WebhookEvents(publish=lambda message: self.broker.enqueue(message))
 
     # -- ticks ---------------------------------------------------------------------------------
 
@@ -171,6 +182,18 @@ class Maintenance:
             {"count": count, "sample": sample, "cutoff": iso(cutoff)},
         )
 
+    # -- lost webhook deliveries ---------------------------------------------------------------
+
+    def webhook_lost_after(self) -> dt.timedelta:
+        """How long a ``pending`` delivery can honestly go untouched: the longest single wait (a
+        receiver's ``Retry-After`` may stretch one to the backoff's cap) and one attempt (each
+        attempt and each retry updates the row), plus a margin."""
+        return dt.timedelta(milliseconds=MAX_DELAY_MS + TIME_LIMIT_MS, seconds=WEBHOOK_LOST_MARGIN_S)
+
+    def sweep_webhooks(self) -> None:
+        cutoff = utcnow() - self.webhook_lost_after()
+        self.counters.webhooks_republished += self.webhook_events.republish_stale(cutoff, limit=WEBHOOK_SWEEP_LIMIT)
+
     # -- alerts --------------------------------------------------------------------------------
 
     def condition(self, name: str, firing: bool, summary: str, details: dict) -> None:
@@ -246,7 +269,8 @@ def ensure_middleware(broker: dramatiq.Broker) -> None:
 
 
 def register(broker: dramatiq.Broker, runtime) -> Maintenance:
-    """Declare ``monitor_queues`` and ``report_stuck_notifications`` on ``broker``; idempotent."""
+    """Declare ``monitor_queues``, ``report_stuck_notifications`` and ``sweep_webhook_deliveries`` on
+    ``broker``; idempotent."""
     existing = getattr(broker, "maintenance", None)
     if existing is not None:
         return existing
@@ -265,5 +289,11 @@ def register(broker: dramatiq.Broker, runtime) -> Maintenance:
     )
     def report_stuck_notifications() -> None:
         jobs.run("report_stuck_notifications", jobs.stuck, _tick())
+
+    @dramatiq.actor(
+        broker=broker, actor_name="sweep_webhook_deliveries", queue_name=MAINTENANCE_QUEUE, periodic=cron("* * * * *")
+    )
+    def sweep_webhook_deliveries() -> None:
+        jobs.run("sweep_webhook_deliveries", jobs.sweep_webhooks, _tick())
 
     return jobs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from actors import delivery, maintenance
+from actors import delivery, maintenance, webhooks
 from actors.runtime import Runtime
 from logs import setup_logging
 from messaging.rabbitmq import HeraldBroker
@@ -29,5 +29,6 @@ def build(settings: Settings, *, service: str = "worker") -> dramatiq.Broker:
     broker.runtime = runtime
     dramatiq.set_broker(broker)
     delivery.register(broker, runtime)
+    webhooks.register(broker, runtime)
     maintenance.register(broker, runtime)
     return broker

@@ -12,8 +12,8 @@ from typing import Any
 
 from dramatiq.message import Message
 
-from messaging.topology import ACTOR_OF_CHANNEL, QUEUE_OF_CHANNEL
-from models.notification import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
+from messaging.topology import ACTOR_OF_CHANNEL, QUEUE_OF_CHANNEL, WEBHOOK_ACTOR, WEBHOOKS_QUEUE
+from models.notification import DEFAULT_PRIORITY, LIVE, MAX_PRIORITY, MIN_PRIORITY
 
 # -- options carried across publishes (they travel with every copy) --------------------------------
 
@@ -32,9 +32,20 @@ PROVIDER_ACCEPTED = "provider_accepted"
 ETA = "eta"
 #: The tick a periodiq job was scheduled for.
 SCHEDULED_AT = "scheduled_at"
+#: On a webhook delivery message: the subscription it goes to, and when its event happened (ISO
+#: 8601), for the webhook metrics (the row itself is read by the actor).
+WEBHOOK_ID = "webhook_id"
+EVENT_CREATED_AT = "event_created_at"
 #: Options a dead-letter replay keeps; every other one (retry counts, backoff state, eta) is
 #: dropped, so the message starts with a fresh retry budget.
 KEPT_ON_REPLAY = (BROKER_PRIORITY, CORRELATION_ID)
+
+# -- actor options (declared with the actor, read by the middleware) ------------------------------
+
+#: Per-actor retry limits for :class:`middleware.backoff.Backoff`; an actor without them gets
+#: ``RETRY_MAX`` and ``RETRY_BACKOFF_UNIT_MS`` (the webhook actor has its own, WEBHOOK_*).
+RETRY_LIMIT = "retry_limit"
+RETRY_UNIT_MS = "retry_unit_ms"
 
 # -- marks set on the consumed message only, for the middleware that run after -------------------
 
@@ -54,6 +65,16 @@ def notification_of(message: Message) -> dict[str, Any]:
     """The notification body of a delivery message (its single argument), or an empty dict."""
     args = message.args
     return args[0] if args and isinstance(args[0], dict) else {}
+
+
+def body_mode(notification: dict[str, Any]) -> str:
+    """``live`` or ``test`` (a body from before test mode has none: live)."""
+    return notification.get("mode") or LIVE
+
+
+def mode_of(message: Message) -> str:
+    """The mode of a delivery message: a test-mode notification is sent by the simulated providers."""
+    return body_mode(notification_of(message))
 
 
 def clamp_priority(value: Any) -> int:
@@ -81,4 +102,16 @@ def delivery_message(
         kwargs={},
         options={BROKER_PRIORITY: clamp_priority(body.get("priority")), **(options or {})},
         message_id=message_id or body["notification_id"],
+    )
+
+
+def webhook_message(*, delivery_id: str, webhook_id: str, event_created_at: str) -> Message:
+    """The message that sends one webhook delivery (its row holds the body and the attempts)."""
+    return Message(
+        queue_name=WEBHOOKS_QUEUE,
+        actor_name=WEBHOOK_ACTOR,
+        args=(delivery_id,),
+        kwargs={},
+        options={WEBHOOK_ID: webhook_id, EVENT_CREATED_AT: event_created_at},
+        message_id=delivery_id,
     )

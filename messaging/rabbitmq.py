@@ -72,7 +72,7 @@ class HeraldBroker(RabbitmqBroker):
         return ok
 
     def _declare_dq_queue(self, queue_name):
-        arguments = dict(queues.DELAY_QUEUE_ARGUMENTS) if queue_name in queues.ROUTING_KEYS else {}
+        arguments = queues.delay_queue_arguments(queue_name)
         return self.channel.queue_declare(queue=dq_name(queue_name), durable=True, arguments=arguments)
 
     def _declare_xq_queue(self, queue_name):

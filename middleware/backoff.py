@@ -8,6 +8,11 @@ over. Only :class:`~providers.errors.RetryableProviderError` is retried; everyth
 message whose retries are used up, is left to :class:`middleware.dead_letter.DeadLetter`, the one
 place that ends a message. This middleware sits *after* DeadLetter in the stack, so its
 ``after_process_message`` runs first and its ``retry_scheduled`` mark is seen there.
+
+The limits are per actor: an actor declared with the ``retry_limit`` and ``retry_unit_ms`` options
+(the webhook actor: ``WEBHOOK_RETRY_MAX``, ``WEBHOOK_BACKOFF_UNIT_MS``) retries on its own schedule;
+the others use the constructor's (``RETRY_MAX``, ``RETRY_BACKOFF_UNIT_MS``). Only a notification's
+attempts are recorded here; any other actor records its own.
 """
 
 from __future__ import annotations
@@ -16,8 +21,17 @@ import logging
 import math
 
 from dramatiq import Middleware
+from dramatiq.errors import ActorNotFound
 
-from messaging.messages import BACKOFF, FAILURE_REASON, RETRIES, RETRY_SCHEDULED, notification_of
+from messaging.messages import (
+    BACKOFF,
+    FAILURE_REASON,
+    RETRIES,
+    RETRY_LIMIT,
+    RETRY_SCHEDULED,
+    RETRY_UNIT_MS,
+    notification_of,
+)
 from providers.errors import RetryableProviderError
 
 log = logging.getLogger(__name__)
@@ -75,15 +89,28 @@ class Backoff(Middleware):
         self.max_retries = max_retries
         self.unit_ms = unit_ms
 
+    @property
+    def actor_options(self):
+        return {RETRY_LIMIT, RETRY_UNIT_MS}
+
+    def limits(self, broker, message) -> tuple[int, int]:
+        """(retries allowed, backoff unit in ms) for the message's actor."""
+        try:
+            options = broker.get_actor(message.actor_name).options
+        except ActorNotFound:
+            options = {}
+        return options.get(RETRY_LIMIT, self.max_retries), options.get(RETRY_UNIT_MS, self.unit_ms)
+
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if not isinstance(exception, RetryableProviderError) or message.options.get(RETRY_SCHEDULED):
             return
+        max_retries, unit_ms = self.limits(broker, message)
         made = int(message.options.get(RETRIES) or 0)
-        if made >= self.max_retries:
+        if made >= max_retries:
             message.options[FAILURE_REASON] = RETRIES_EXHAUSTED
             return
         n = made + 1
-        delay = retry_delay(n, self.unit_ms, exception.retry_after_s)
+        delay = retry_delay(n, unit_ms, exception.retry_after_s)
         error = str(exception)
         # Recorded before the publish, so the next attempt's timestamp is at least ``delay`` later.
         self._record(message, error)
@@ -97,7 +124,7 @@ class Backoff(Middleware):
         log.warning(
             "retry %d of %d in %d ms: %s",
             n,
-            self.max_retries,
+            max_retries,
             delay,
             error,
             extra={"error": error, "retry": n, "delay_ms": delay},

@@ -7,6 +7,10 @@ The status is written first so the API never says ``pending`` for a parked messa
 later attempt is already published (a backoff retry, an outage wait) is left alone; one whose
 retries are used up arrives here with its ``failure_reason`` set by :class:`middleware.backoff.Backoff`.
 Every dead-lettering is an alert: an ERROR line with its reason.
+
+Only the delivery actors' messages are notifications. A webhook delivery that will not be tried
+again is ended by :class:`middleware.webhook_outcome.WebhookOutcome` (its row ``failed``, the
+message acked); a maintenance tick catches its own errors.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 from dramatiq import Middleware
 
 from messaging.messages import FAILURE_REASON, RETRIES, RETRY_SCHEDULED, notification_of
+from messaging.topology import CHANNEL_OF_ACTOR
 from models.notification import FAILED
 from providers.errors import PermanentProviderError, ProviderError
 
@@ -57,7 +62,7 @@ class DeadLetter(Middleware):
         self.status = status
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        if exception is None or message.options.get(RETRY_SCHEDULED):
+        if exception is None or message.options.get(RETRY_SCHEDULED) or message.actor_name not in CHANNEL_OF_ACTOR:
             return
         nid = notification_of(message).get("notification_id")
         error = describe(exception)

@@ -1,4 +1,5 @@
-"""Worker-side metrics: delivered and failed notifications, end-to-end latency, retries, threads.
+"""Worker-side metrics: delivered and failed notifications, end-to-end latency, retries, threads;
+webhook deliveries succeeded, retried and failed, and their latency.
 
 They are served on 9191 by dramatiq's own Prometheus exposition server, which reads every worker
 process's files from the multiprocess directory. prometheus_client picks in-memory or multiprocess
@@ -17,8 +18,16 @@ from datetime import datetime
 
 from dramatiq import Middleware
 
-from messaging.messages import BACKOFF, RECORDED_DELIVERED, RETRY_SCHEDULED, notification_of
-from messaging.topology import CHANNEL_OF_ACTOR
+from messaging.messages import (
+    BACKOFF,
+    EVENT_CREATED_AT,
+    RECORDED_DELIVERED,
+    RETRY_SCHEDULED,
+    WEBHOOK_ID,
+    notification_of,
+)
+from messaging.topology import CHANNEL_OF_ACTOR, WEBHOOK_ACTOR
+from models.webhook import SUCCEEDED
 
 #: End-to-end latency (accepted → delivered) buckets, seconds: the target is p95 under 5 s,
 #: while retries and breaker waits stretch the tail into minutes.
@@ -31,7 +40,14 @@ NAMES = (
     "herald_delivery_latency_seconds",
     "herald_notification_retries_total",
     "herald_worker_threads",
+    "herald_webhook_deliveries_succeeded_total",
+    "herald_webhook_deliveries_failed_total",
+    "herald_webhook_retries_total",
+    "herald_webhook_delivery_latency_seconds",
 )
+#: Event → receiver's 2xx latency buckets, seconds: a few ms on a good day, the whole retry
+#: schedule (minutes) on a bad one.
+WEBHOOK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 class _Instruments:
@@ -65,6 +81,31 @@ class _Instruments:
             "Worker threads of live worker processes (utilisation denominator).",
             registry=registry,
             multiprocess_mode="livesum",
+        )
+        # Labelled by subscription id: few (an admin makes them), and the alert is per webhook.
+        self.webhook_succeeded = prom.Counter(
+            NAMES[5],
+            "Webhook deliveries answered 2xx, by webhook.",
+            ["webhook"],
+            registry=registry,
+        )
+        self.webhook_failed = prom.Counter(
+            NAMES[6],
+            "Webhook deliveries that failed for good (retries used up, or the address refused), by webhook.",
+            ["webhook"],
+            registry=registry,
+        )
+        self.webhook_retries = prom.Counter(
+            NAMES[7],
+            "Webhook delivery retries scheduled (a non-2xx answer, a timeout, a refused connection), by webhook.",
+            ["webhook"],
+            registry=registry,
+        )
+        self.webhook_latency = prom.Histogram(
+            NAMES[8],
+            "Seconds from the event (a notification's final status) to the receiver's 2xx.",
+            buckets=WEBHOOK_BUCKETS,
+            registry=registry,
         )
 
 
@@ -118,6 +159,9 @@ class WorkerMetrics(Middleware):
         self.instruments.threads.inc(worker.worker_threads)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
+        if message.actor_name == WEBHOOK_ACTOR:
+            self._webhook(message, result, exception)
+            return
         if message.actor_name not in CHANNEL_OF_ACTOR:
             return  # maintenance jobs are not notifications
         channel = channel_of(message)
@@ -132,6 +176,21 @@ class WorkerMetrics(Middleware):
     def after_skip_message(self, broker, message):
         if message.actor_name in CHANNEL_OF_ACTOR and message.options.get(RECORDED_DELIVERED):
             self._delivered(message, channel_of(message))
+
+    def _webhook(self, message, result, exception) -> None:
+        """The webhook actor returns ``succeeded`` when a receiver answered 2xx (it returns
+        nothing for a delivery it dropped: gone, or already ended)."""
+        webhook = str(message.options.get(WEBHOOK_ID) or "unknown")
+        scheduled = message.options.get(RETRY_SCHEDULED)
+        if exception is None and result == SUCCEEDED:
+            self.instruments.webhook_succeeded.labels(webhook).inc()
+            seconds = latency_since(message.options.get(EVENT_CREATED_AT))
+            if seconds is not None:
+                self.instruments.webhook_latency.observe(seconds)
+        elif scheduled == BACKOFF:
+            self.instruments.webhook_retries.labels(webhook).inc()
+        elif exception is not None and not scheduled:
+            self.instruments.webhook_failed.labels(webhook).inc()
 
     def _delivered(self, message, channel: str) -> None:
         self.instruments.delivered.labels(channel).inc()

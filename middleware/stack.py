@@ -14,6 +14,7 @@ from middleware.delivery_guard import DeliveryGuard
 from middleware.log_context import LogContext
 from middleware.outage import OutageDelay
 from middleware.priority import Priority
+from middleware.webhook_outcome import WebhookOutcome
 
 #: A delivery that takes longer than this is interrupted (well under RabbitMQ's 30 min ack timeout).
 TIME_LIMIT_MS = 60_000
@@ -37,12 +38,17 @@ def build_stack(runtime) -> list:
     6. DatabaseConnection: a pooled connection for the hooks below and the actor.
     7. DeliveryGuard: the send claim, the already-done check and the recording of ``delivered``
        (or a record-only copy when recording hits an outage).
-    8. DeadLetter: a failure that nothing below re-published ends ``failed`` in ``failed.queue``.
+    8. DeadLetter: a notification failure that nothing below re-published ends ``failed`` in
+       ``failed.queue``; WebhookOutcome: a webhook delivery's ends ``failed`` in its row.
     9. OutageDelay: PostgreSQL or Redis away: the message waits and comes back, not a failure.
     10. Backoff: last, so its ``after_process_message`` runs first: a retryable failure is
-       re-published with its 2^n delay and marked, and the ones above then leave it alone.
+       re-published with its 2^n delay and marked, and the ones above then leave it alone. The
+       limits are the actor's own when it declares them (the webhook actor), else RETRY_*.
 
     dramatiq's ``Retries`` is deliberately absent: retry policy is Herald's, not dramatiq's.
+    Every policy above applies to the actors it names (DeliveryGuard and DeadLetter to the
+    delivery actors, CircuitBreaker to actors with a ``circuit``), so a webhook delivery goes
+    through Priority, the database connection, WebhookOutcome, OutageDelay and Backoff only.
 
     Parameters:
         runtime: the worker's :class:`~actors.runtime.Runtime` (settings, databases, status writer).
@@ -60,6 +66,7 @@ def build_stack(runtime) -> list:
         DatabaseConnection(databases=runtime.databases),
         DeliveryGuard(status=status, claim_ms=CLAIM_MS),
         DeadLetter(status=status),
+        WebhookOutcome(),
         OutageDelay(),
         Backoff(status=status, max_retries=settings.retry_max, unit_ms=settings.retry_backoff_unit_ms),
     ]

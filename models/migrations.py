@@ -11,11 +11,15 @@ import logging
 from collections.abc import Callable
 
 import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_operations
 
+from models.api_key import ApiKey
 from models.base import Databases, utcnow
 from models.notification import Notification
 from models.template import Template, TemplateVersion
 from models.user import User
+from models.webhook import Webhook, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,20 @@ log = logging.getLogger(__name__)
 _LOCK_KEY = 0x4E52414C44
 
 Step = tuple[str, Callable[[peewee.Database], None]]
+
+
+def _add_column(model: type[peewee.Model], field: peewee.Field) -> Callable[[peewee.Database], None]:
+    """A step adding ``field`` to ``model``'s table unless it is there: a database made after the
+    model gained the field has it from the table's creation step already."""
+
+    def step(db: peewee.Database) -> None:
+        table = model._meta.table_name
+        if field.column_name in {column.name for column in db.get_columns(table)}:
+            return
+        apply_operations(SchemaMigrator.from_database(db).add_column(table, field.column_name, field))
+
+    return step
+
 
 STEPS: dict[str, list[Step]] = {
     "users": [
@@ -33,6 +51,9 @@ STEPS: dict[str, list[Step]] = {
     ],
     "notifications": [
         ("0001_create_notification_status", lambda db: db.create_tables([Notification], safe=True)),
+        ("0002_notification_mode", _add_column(Notification, Notification.mode)),
+        ("0003_create_api_keys", lambda db: db.create_tables([ApiKey], safe=True)),
+        ("0004_create_webhooks", lambda db: db.create_tables([Webhook, WebhookDelivery], safe=True)),
     ],
 }
 

@@ -15,6 +15,11 @@ STATUSES = (PENDING, DELIVERED, FAILED)
 #: Statuses no automatic processing leaves: reaching one is an outcome worth telling (webhooks).
 FINAL_STATUSES = (DELIVERED, FAILED)
 CHANNELS = ("email", "push")
+#: Who a notification is for: ``live`` reaches SMTP or FCM; ``test`` (a send made with an
+#: ``hk_test_`` API key) runs every check, queue and status but a simulated provider
+#: (README, "Test mode").
+LIVE, TEST = "live", "test"
+MODES = (LIVE, TEST)
 #: Attempt outcomes that are not delivery attempts, so they do not count as retries.
 RECEIPT, REPLAYED = "receipt", "replayed"
 NOT_ATTEMPTS = (RECEIPT, REPLAYED)
@@ -41,6 +46,7 @@ class Notification(peewee.Model):
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
     delivered_at = peewee.DateTimeField(null=True)
+    mode = peewee.CharField(max_length=8, default=LIVE)
 
     class Meta:
         database = notifications_db
@@ -66,4 +72,5 @@ class Notification(peewee.Model):
             "updated_at": iso(self.updated_at),
             "delivered_at": iso(self.delivered_at),
             "attempts": self.attempts or [],
+            "mode": self.mode,
         }

@@ -8,8 +8,10 @@ fast copy kept for seven days (README, "What a send does"). The workers write th
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import redis.exceptions
 
@@ -17,6 +19,7 @@ from models.base import iso
 from models.dao import notifications as dao
 from models.notification import FINAL_STATUSES, Notification
 from models.redis_keys import STATUS_TTL_S, RedisKeys
+from models.unavailable import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +62,36 @@ def row_status(row: Notification) -> dict[str, str]:
     )
 
 
-#: Called with the row after a notification reached a final status.
-Listener = Callable[[Notification], None]
+class OutcomeListener(Protocol):
+    """Told of every final outcome, inside the transaction that records it.
+
+    ``staged`` writes what must exist if and only if the outcome does (the webhook events' delivery
+    rows), and may return an action to run once both are committed (their publish). The action
+    never runs for an outcome that was rolled back, and a crash after the commit leaves the rows for
+    a sweep to find, so an outcome is told at least once.
+    """
+
+    def wants(self, status: str) -> bool:
+        """Whether ``staged`` has anything to do for ``status``; cheap (no transaction opened
+        when no listener wants the outcome)."""
+        ...
+
+    def staged(self, row: Notification) -> Callable[[], None] | None: ...
 
 
 class StatusWriter:
-    """Writes a notification's outcome to PostgreSQL, then to the Redis hash, then tells the
-    listeners when the status is final: the one place a final outcome is announced from.
+    """Writes a notification's outcome to PostgreSQL, then to the Redis hash, and tells the
+    listeners of a final one: the one place a final outcome is announced from.
 
     Parameters:
         redis: a blocking client (``decode_responses=True``).
         keys: the key names behind ``REDIS_KEY_PREFIX``.
-        listeners: called in order with the row of each final outcome recorded; one that raises
-            is logged and does not undo the outcome or stop the others.
+        listeners: told of each final outcome (see :class:`OutcomeListener`). One that fails is
+            logged and does not undo the outcome, unless the database itself is unavailable: then
+            the outcome is not recorded either, and the caller's outage handling tries again later.
     """
 
-    def __init__(self, *, redis, keys: RedisKeys, listeners: Sequence[Listener] = ()) -> None:
+    def __init__(self, *, redis, keys: RedisKeys, listeners: Sequence[OutcomeListener] = ()) -> None:
         self.redis = redis
         self.keys = keys
         self.listeners = list(listeners)
@@ -86,26 +103,63 @@ class StatusWriter:
         return row.status if row else None
 
     def record(
-        self, notification_id: str, *, outcome: str, status: str | None, error: str | None = None
+        self,
+        notification_id: str,
+        *,
+        outcome: str,
+        status: str | None,
+        error: str | None = None,
+        at: dt.datetime | None = None,
     ) -> Notification | None:
-        row = dao.record_attempt(notification_id, outcome=outcome, error=error, status=status)
+        listeners = [x for x in self.listeners if x.wants(status)] if status in FINAL_STATUSES else []
+        actions: list[Callable[[], None]] = []
+        if listeners:
+            with dao.transaction():
+                row = dao.record_attempt(notification_id, outcome=outcome, error=error, status=status, at=at)
+                if row is not None:
+                    actions = self._stage(row, listeners)
+        else:
+            row = dao.record_attempt(notification_id, outcome=outcome, error=error, status=status, at=at)
         if row is not None:
             try:
                 self.mirror(row)
             except redis.exceptions.RedisError as exc:
                 # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
                 log.warning("status not mirrored to Redis: %s", type(exc).__name__)
-            if status in FINAL_STATUSES:
-                self.announce(row)
+            self._run(row, actions)
         return row
 
     def announce(self, row: Notification) -> None:
-        """Tell every listener that ``row`` reached a final status."""
-        for listener in self.listeners:
+        """Tell the listeners of a final status written by another query. Its own transaction, so
+        not atomic with that write: :meth:`record` is the way when it can be used."""
+        listeners = [x for x in self.listeners if x.wants(row.status)]
+        if listeners:
+            with dao.transaction():
+                actions = self._stage(row, listeners)
+            self._run(row, actions)
+
+    def _stage(self, row: Notification, listeners: Sequence[OutcomeListener]) -> list[Callable[[], None]]:
+        actions = []
+        for listener in listeners:
             try:
-                listener(row)
+                with dao.transaction():  # a savepoint: a failing listener leaves the outcome intact
+                    action = listener.staged(row)
+            except UNAVAILABLE:
+                raise
             except Exception:
                 log.exception("a status listener failed", extra={"notification_id": row.notification_id})
+                continue
+            if action is not None:
+                actions.append(action)
+        return actions
+
+    @staticmethod
+    def _run(row: Notification, actions: list[Callable[[], None]]) -> None:
+        for action in actions:
+            try:
+                action()
+            except Exception:
+                log.exception("a status listener's follow-up failed", extra={"notification_id": row.notification_id})
 
     def mirror(self, row: Notification) -> None:
         pipe = self.redis.pipeline(transaction=True)

@@ -16,6 +16,7 @@ roles:
   email-worker         dramatiq actors --queues email.queue
   push-worker          dramatiq actors --queues push.queue
   maintenance-worker   dramatiq actors --queues maintenance.queue
+  webhook-worker       dramatiq actors --queues webhooks.queue
   scheduler            periodiq actors (run exactly one)
   migrate              python -m scripts.migrate (idempotent)
   run CMD [ARGS...]    any other command in the image, e.g. `run python -m scripts.dlq replay --all`
@@ -53,6 +54,7 @@ case "$role" in
     email-worker)       exec dramatiq actors --queues email.queue --processes "$processes" --threads "$threads" "$@" ;;
     push-worker)        exec dramatiq actors --queues push.queue --processes "$processes" --threads "$threads" "$@" ;;
     maintenance-worker) exec dramatiq actors --queues maintenance.queue --processes "$processes" --threads "$threads" "$@" ;;
+    webhook-worker)     exec dramatiq actors --queues webhooks.queue --processes "$processes" --threads "$threads" "$@" ;;
     scheduler)          exec periodiq actors "$@" ;;
     migrate)            exec python -m scripts.migrate "$@" ;;
     run)

@@ -19,6 +19,7 @@ from pathlib import Path
 import dramatiq
 from aiohttp import web
 
+from messaging.topology import ALL_QUEUES
 from settings import Settings, load_or_exit
 
 log = logging.getLogger("scripts.run_local")
@@ -102,6 +103,8 @@ def banner(settings: Settings, password: str) -> str:
         if settings.smtp_host
         else f"written to {settings.outbox_dir}/",
         "push": "FCM" if settings.fcm_project_id else f"written to {settings.outbox_dir}/",
+        "webhooks": "sent by the in-process worker"
+        + ("" if settings.webhook_allow_private else " (WEBHOOK_ALLOW_PRIVATE=true for a receiver on this machine)"),
     }
     lines = [
         "",
@@ -134,6 +137,14 @@ def banner(settings: Settings, password: str) -> str:
     return "\n".join(lines)
 
 
+def start_worker(broker: dramatiq.Broker) -> dramatiq.Worker:
+    """The in-process worker: every queue the roles' workers consume (e-mail, push, maintenance,
+    webhooks), with their delay queues."""
+    worker = dramatiq.Worker(broker, queues=set(ALL_QUEUES), worker_threads=4, worker_timeout=100)
+    worker.start()
+    return worker
+
+
 def main() -> None:
     os.environ.setdefault("HERALD_EMBEDDED", "1")
     settings, password = prepare(load_or_exit(embedded=True))
@@ -143,8 +154,7 @@ def main() -> None:
 
     broker = build(settings, service="herald")
     migrate(settings, match_admin_login=True)
-    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
-    worker.start()
+    worker = start_worker(broker)
     print(banner(settings, password), flush=True)
     try:
         asyncio.run(serve(settings, broker))

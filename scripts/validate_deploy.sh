@@ -39,7 +39,7 @@ if ! command -v docker-compose >/dev/null 2>&1; then
 fi
 docker-compose -f docker-compose.yml config -q || die "docker-compose config"
 services=$(docker-compose -f docker-compose.yml config --services | sort | tr '\n' ' ')
-expected="alertmanager email-worker gateway grafana mailcatcher maintenance-worker migrate postgres prometheus push-worker rabbitmq redis scheduler templates users "
+expected="alertmanager email-worker gateway grafana mailcatcher maintenance-worker migrate postgres prometheus push-worker rabbitmq redis scheduler templates users webhook-worker "
 [ "$services" = "$expected" ] || die "compose services are [$services], expected [$expected]"
 say "docker-compose.yml: valid ($(docker-compose version --short)), services as the issue names them"
 
@@ -50,7 +50,7 @@ sh scripts/entrypoint.sh no-such-role >/dev/null 2>&1
 status=$?
 set -e
 [ "$status" -eq 64 ] || die "entrypoint.sh with an unknown role exited $status, expected 64"
-for role in gateway users templates email-worker push-worker maintenance-worker scheduler migrate; do
+for role in gateway users templates email-worker push-worker maintenance-worker webhook-worker scheduler migrate; do
     grep -q "^    $role)" scripts/entrypoint.sh || die "entrypoint.sh has no role $role"
 done
 say "scripts/entrypoint.sh: POSIX syntax, every role, unknown role -> 64"
@@ -123,7 +123,7 @@ for path in files:
     # The shape: one Deployment per role with the design's replica counts, and the scheduler alone.
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
     roles = {"gateway": 3, "users": 2, "templates": 2, "email-worker": 3, "push-worker": 3,
-             "maintenance-worker": 2, "scheduler": 1}
+             "maintenance-worker": 2, "webhook-worker": 2, "scheduler": 1}
     prefix = "herald-ci-" if "all-options" in name else "herald-"
     for role, replicas in roles.items():
         deployment = deployments.get(prefix + role)
@@ -155,7 +155,7 @@ for path in files:
         failures += 1
         print(f"validate: {name}: the scheduler is autoscaled", file=sys.stderr)
     if "all-options" in name:
-        want = {prefix + r for r in ("gateway", "users", "templates", "email-worker", "push-worker")}
+        want = {prefix + r for r in ("gateway", "users", "templates", "email-worker", "push-worker", "webhook-worker")}
         if targets != want:
             failures += 1
             print(f"validate: {name}: autoscaled {sorted(targets)}, expected {sorted(want)}", file=sys.stderr)

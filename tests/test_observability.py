@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry
 
-from messaging.messages import BACKOFF, OUTAGE, RECORDED_DELIVERED
+from messaging.messages import BACKOFF, EVENT_CREATED_AT, OUTAGE, RECORDED_DELIVERED, WEBHOOK_ID
 from middleware import metrics as worker_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,6 +193,22 @@ def test_worker_middleware_counts_outcomes_once_decided():
     mw.after_process_message(None, _message("purge_expired", {}), exception=RuntimeError())
     counts = (_value(inst.delivered, "push"), _value(inst.failed, "push"), _value(inst.retries, "push"))
     assert counts == (2, 1, 1)
+
+
+def test_worker_middleware_counts_webhook_outcomes_per_webhook():
+    mw = worker_metrics.WorkerMetrics()
+    inst = mw.instruments
+    options = {WEBHOOK_ID: "w-1", EVENT_CREATED_AT: "2020-01-01T00:00:00Z"}
+    webhook = "deliver_webhook"
+    mw.after_process_message(None, _message(webhook, "d-1", **options), result="succeeded")
+    mw.after_process_message(None, _message(webhook, "d-2", **options))  # dropped: gone or already ended
+    mw.after_process_message(None, _message(webhook, "d-3", **options, retry_scheduled=BACKOFF), exception=OSError())
+    mw.after_process_message(None, _message(webhook, "d-4", **options, retry_scheduled=OUTAGE), exception=OSError())
+    mw.after_process_message(None, _message(webhook, "d-5", **options), exception=OSError())
+    counts = [c.labels("w-1")._value.get() for c in (inst.webhook_succeeded, inst.webhook_retries, inst.webhook_failed)]
+    assert counts == [1, 1, 1]
+    assert inst.webhook_latency._sum.get() > 0
+    assert _value(inst.delivered, "email") == 0 and _value(inst.failed, "email") == 0, "not notifications"
 
 
 def test_latency_since_reads_the_gateway_timestamp():

@@ -15,6 +15,8 @@ def test_defaults_follow_the_contract():
     assert (s.retry_max, s.retry_backoff_unit_ms, s.rate_limit_per_hour) == (5, 1000, 100)
     assert (s.circuit_failure_threshold, s.circuit_recovery_timeout_s, s.circuit_success_threshold) == (5, 60, 2)
     assert s.mail_from == "Herald <no-reply@localhost>"
+    assert (s.webhook_allow_private, s.webhook_retry_max, s.webhook_backoff_unit_ms) == (False, 8, 1000)
+    assert s.webhook_timeout_s == 10
 
 
 @pytest.mark.parametrize(
@@ -30,6 +32,10 @@ def test_defaults_follow_the_contract():
         ("MAIL_FROM", "no address here"),
         ("MAIL_FROM", "Herald <a@b>\nBcc: x@y"),
         ("MAIL_REPLY_TO", "support"),
+        ("WEBHOOK_ALLOW_PRIVATE", "sometimes"),
+        ("WEBHOOK_RETRY_MAX", "-1"),
+        ("WEBHOOK_BACKOFF_UNIT_MS", "1s"),
+        ("WEBHOOK_TIMEOUT_S", "0"),
     ],
 )
 def test_malformed_values_name_the_variable(name, value):
@@ -50,6 +56,13 @@ def test_jwt_secret_required_outside_embedded_mode():
 def test_limits_accept_zero_and_large_values():
     s = Settings.from_env({**BASE, "RATE_LIMIT_PER_HOUR": "1000000000", "DLQ_ALERT_THRESHOLD": "0"})
     assert (s.rate_limit_per_hour, s.dlq_alert_threshold) == (10**9, 0)
+
+
+def test_webhook_settings_are_read():
+    s = Settings.from_env(
+        {**BASE, "WEBHOOK_ALLOW_PRIVATE": "yes", "WEBHOOK_RETRY_MAX": "0", "WEBHOOK_BACKOFF_UNIT_MS": "50"}
+    )
+    assert (s.webhook_allow_private, s.webhook_retry_max, s.webhook_backoff_unit_ms) == (True, 0, 50)
 
 
 def test_booleans_accept_the_contract_spellings():

@@ -27,10 +27,10 @@ def transaction():
 
 _INSERT_SQL = (
     "INSERT INTO notification_status (id, notification_id, request_id, caller, request_hash, user_id, "
-    "template_code, notification_type, status, priority, retry_count, metadata, attempts, created_at, updated_at) "
-    "VALUES %s ON CONFLICT (caller, request_id) DO NOTHING RETURNING notification_id"
+    "template_code, notification_type, status, priority, mode, retry_count, metadata, attempts, created_at, "
+    "updated_at) VALUES %s ON CONFLICT (caller, request_id) DO NOTHING RETURNING notification_id"
 )
-_INSERT_ROW = "(gen_random_uuid(), %s, %s, %s, %s, %s::uuid, %s, %s, %s, %s, 0, %s::jsonb, '[]'::jsonb, %s, %s)"
+_INSERT_ROW = "(gen_random_uuid(), %s, %s, %s, %s, %s::uuid, %s, %s, %s, %s, %s, 0, %s::jsonb, '[]'::jsonb, %s, %s)"
 _INSERT_FIELDS = (
     "notification_id",
     "request_id",
@@ -41,6 +41,7 @@ _INSERT_FIELDS = (
     "notification_type",
     "status",
     "priority",
+    "mode",
 )
 
 

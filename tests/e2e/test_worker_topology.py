@@ -16,5 +16,5 @@ def test_email_worker_declares_every_queue(env, rabbit_vhost, tmp_path):
     _, vhost = rabbit_vhost
     assert _queues(vhost) == set()
     with worker(env, tmp_path / "worker.log", queues=("email.queue",)):
-        wanted = {"email.queue", "push.queue", "failed.queue", "maintenance.queue"}
+        wanted = {"email.queue", "push.queue", "failed.queue", "maintenance.queue", "webhooks.queue"}
         wait_for(lambda: wanted <= _queues(vhost), timeout=30, interval=0.5, what="the whole topology")

@@ -39,8 +39,11 @@ def test_topology_is_the_contracts(rabbit_vhost):
         assert _args(queues[name]) == DELIVERY_ARGS, name
     assert _args(queues["failed.queue"]) == {} and queues["failed.queue"]["durable"] is True
     assert _args(queues["maintenance.queue"]) == {} and queues["maintenance.queue"]["durable"] is True
+    assert _args(queues["webhooks.queue"]) == {} and queues["webhooks.queue"]["durable"] is True
     for dq in ("email.queue.DQ", "push.queue.DQ"):
         assert "x-message-ttl" not in _args(queues[dq]) and "x-max-length" not in _args(queues[dq])
+    # a webhook waiting out its backoff never dead-letters into the notifications' failed.queue
+    assert _args(queues["webhooks.queue.DQ"]) == {}
     assert not [q for q in queues if q.endswith(".XQ")]
 
     exchanges = json.loads(rabbitmqctl("list_exchanges", "-p", vhost, "--formatter", "json", "name", "type", "durable"))
@@ -53,7 +56,12 @@ def test_topology_is_the_contracts(rabbit_vhost):
         )
     )
     ours = {(b["destination_name"], b["routing_key"]) for b in bindings if b["source_name"] == "notifications.direct"}
-    assert ours == {("email.queue", "email"), ("push.queue", "push"), ("failed.queue", "failed")}
+    assert ours == {
+        ("email.queue", "email"),
+        ("push.queue", "push"),
+        ("failed.queue", "failed"),
+        ("webhooks.queue", "webhooks"),
+    }
 
 
 def test_declaring_twice_is_harmless(rabbit_vhost):

@@ -154,20 +154,22 @@ def test_zero_retries_means_a_retryable_failure_is_final():
 
 
 class FakeMessage:
+    actor_name = "send_email"
+
     def __init__(self, options=None):
         self.args = ({"notification_id": "n-5", "retry_count": 0},)
         self.options = dict(options or {})
 
 
 def test_a_failed_publish_leaves_the_message_to_the_dead_letter():
-    class Broken:
+    class Broken(StubBroker):
         def enqueue(self, message, *, delay=None):
             raise ConnectionError("rabbitmq away")
 
     message = FakeMessage()
     message.copy = lambda **kw: message
     Backoff(status=FakeStatus(), max_retries=5, unit_ms=1).after_process_message(
-        Broken(), message, exception=RetryableProviderError("x", reason="smtp_4xx")
+        Broken(middleware=[]), message, exception=RetryableProviderError("x", reason="smtp_4xx")
     )
     assert RETRY_SCHEDULED not in message.options
     assert message.options[FAILURE_REASON] == "retry_not_published"
@@ -179,3 +181,22 @@ def test_other_exceptions_and_success_are_ignored():
         message = FakeMessage()
         backoff.after_process_message(object(), message, exception=exception)
         assert message.options == {}
+
+
+def test_an_actor_with_its_own_limits_retries_on_its_own_schedule_and_is_no_dead_letter():
+    """The webhook actor's limits (WEBHOOK_*) are options of the actor; RETRY_* stay the others'."""
+    status = FakeStatus()
+    broker = make_broker(status, max_retries=5, unit_ms=1)
+    calls = []
+
+    @dramatiq.actor(
+        broker=broker, actor_name="deliver_webhook", queue_name="webhooks.queue", retry_limit=2, retry_unit_ms=3
+    )
+    def deliver_webhook(delivery_id):
+        calls.append(delivery_id)
+        raise RetryableProviderError("HTTP 503", reason="webhook_http_503")
+
+    assert run(broker, deliver_webhook, "delivery-1") == [6, 12]
+    assert calls == ["delivery-1"] * 3, "the same delivery, so the same event id and body, every time"
+    assert status.records == [], "nothing is recorded on a notification"
+    assert broker.dead_letters == [], "a webhook never goes to the notifications' failed.queue"

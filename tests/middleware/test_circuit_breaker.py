@@ -267,3 +267,48 @@ def test_redis_away_lets_messages_through():
     finally:
         worker.stop()
     assert calls == [1]
+
+
+def test_a_test_mode_notification_neither_waits_for_an_open_circuit_nor_counts_towards_it(client, redis_prefix):
+    """Test mode never reaches the provider, so the provider's circuit is none of its business."""
+    breaker_mw = CircuitBreaker(redis=client, keys=RedisKeys(redis_prefix), policy=POLICY)
+    breaker = breaker_mw.breaker("smtp")
+    for _ in range(POLICY.failure_threshold):
+        breaker.record_failure()
+    opened = breaker.read()
+    assert opened.state == OPEN
+    broker = StubBroker(middleware=[breaker_mw])
+    broker.emit_after("process_boot")
+    calls = []
+
+    @dramatiq.actor(broker=broker, queue_name="email.queue", circuit="smtp")
+    def send_email(notification):
+        calls.append(notification["mode"])
+        if notification.get("fail"):
+            raise RetryableProviderError("simulated", reason="x")
+
+    deferred = []
+    enqueue = broker.enqueue
+
+    def spy(message, *, delay=None):
+        if delay is not None and message.options.get(CIRCUIT_DEFERRALS):
+            deferred.append(message.args[0]["mode"])
+        return enqueue(message, delay=delay)
+
+    broker.enqueue = spy
+    worker = dramatiq.Worker(broker, worker_timeout=10, worker_threads=1)
+    worker.start()
+    try:
+        send_email.send({"mode": "test"})
+        send_email.send({"mode": "test", "fail": True})
+        broker.join("email.queue", fail_fast=False)
+        worker.join()
+        assert calls == ["test", "test"] and deferred == []
+        assert breaker.read() == opened, "neither a success nor a failure was counted"
+        send_email.send({"mode": "live"})  # the control: a live one waits for the open circuit
+        deadline = time.monotonic() + 5
+        while not deferred and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert deferred == ["live"] and calls == ["test", "test"]

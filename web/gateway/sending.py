@@ -216,6 +216,7 @@ class SendPipeline:
             "retry_count": 0,
             "created_at": created,
             "template": {key: template.get(key) for key in ("language", "version", "subject", "content")},
+            "mode": attempt.caller.mode,
         }
         row = dict(
             notification_id=nid,
@@ -228,6 +229,7 @@ class SendPipeline:
             status=PENDING,
             priority=req.priority,
             metadata=req.metadata,
+            mode=attempt.caller.mode,
             created_at=now,
             updated_at=now,
         )

@@ -103,6 +103,7 @@ templates:          {key: templates, port: 8002, portEnv: TEMPLATES_PORT, autosc
 email-worker:       {key: emailWorker, worker: true, autoscale: true, queue: email.queue}
 push-worker:        {key: pushWorker, worker: true, autoscale: true, queue: push.queue}
 maintenance-worker: {key: maintenanceWorker, worker: true}
+webhook-worker:     {key: webhookWorker, worker: true, autoscale: true, queue: webhooks.queue}
 scheduler:          {key: scheduler}
 {{- end }}
 
