@@ -17,7 +17,8 @@ import math
 
 from dramatiq import Middleware
 
-from messaging.messages import BACKOFF, FAILURE_REASON, RETRIES, RETRY_SCHEDULED, notification_of
+from messaging.messages import BACKOFF, FAILURE_REASON, RETRIES, RETRY_SCHEDULED, ms_until_expiry, notification_of
+from models.base import utcnow
 from providers.errors import RetryableProviderError
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ class Backoff(Middleware):
             return
         n = made + 1
         delay = retry_delay(n, self.unit_ms, exception.retry_after_s)
+        left_ms = ms_until_expiry(message, utcnow())
+        if left_ms is not None:
+            delay = min(delay, left_ms + 1)  # an expiring notification comes back when it expires
         error = str(exception)
         # Recorded before the publish, so the next attempt's timestamp is at least ``delay`` later.
         self._record(message, error)

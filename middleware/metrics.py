@@ -17,8 +17,9 @@ from datetime import datetime
 
 from dramatiq import Middleware
 
-from messaging.messages import BACKOFF, RECORDED_DELIVERED, RETRY_SCHEDULED, notification_of
+from messaging.messages import BACKOFF, RECORDED, RETRY_SCHEDULED, notification_of
 from messaging.topology import CHANNEL_OF_ACTOR
+from models.notification import DELIVERED
 
 #: End-to-end latency (accepted → delivered) buckets, seconds: the target is p95 under 5 s,
 #: while retries and breaker waits stretch the tail into minutes.
@@ -31,6 +32,7 @@ NAMES = (
     "herald_delivery_latency_seconds",
     "herald_notification_retries_total",
     "herald_worker_threads",
+    "herald_notifications_ended_total",
 )
 
 
@@ -58,6 +60,12 @@ class _Instruments:
             NAMES[3],
             "Delivery retries scheduled by the backoff middleware, by channel.",
             ["channel"],
+            registry=registry,
+        )
+        self.ended = prom.Counter(
+            NAMES[5],
+            "Notifications ended without a send (cancelled, expired) by the workers, by channel and status.",
+            ["channel", "status"],
             registry=registry,
         )
         self.threads = prom.Gauge(
@@ -122,7 +130,7 @@ class WorkerMetrics(Middleware):
             return  # maintenance jobs are not notifications
         channel = channel_of(message)
         scheduled = message.options.get(RETRY_SCHEDULED)
-        if message.options.get(RECORDED_DELIVERED):
+        if message.options.get(RECORDED) == DELIVERED:
             self._delivered(message, channel)
         elif scheduled == BACKOFF:
             self.instruments.retries.labels(channel).inc()
@@ -130,8 +138,17 @@ class WorkerMetrics(Middleware):
             self.instruments.failed.labels(channel).inc()
 
     def after_skip_message(self, broker, message):
-        if message.actor_name in CHANNEL_OF_ACTOR and message.options.get(RECORDED_DELIVERED):
+        recorded = message.options.get(RECORDED)
+        if message.actor_name not in CHANNEL_OF_ACTOR or recorded is None:
+            return
+        if recorded == DELIVERED:
             self._delivered(message, channel_of(message))
+        else:
+            self.ended(channel_of(message), recorded)
+
+    def ended(self, channel: str, status: str) -> None:
+        """Count a notification that ended without a send (the due-time loop calls this too)."""
+        self.instruments.ended.labels(channel, status).inc()
 
     def _delivered(self, message, channel: str) -> None:
         self.instruments.delivered.labels(channel).inc()

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 
 import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_migration
 
 from models.base import Databases, utcnow
 from models.notification import Notification
@@ -24,6 +26,36 @@ _LOCK_KEY = 0x4E52414C44
 
 Step = tuple[str, Callable[[peewee.Database], None]]
 
+
+def add_columns(model: type[peewee.Model], *names: str) -> Callable[[peewee.Database], None]:
+    """A step adding the model's fields ``names`` to its table where they are missing.
+
+    A database created after the fields were declared already has them (step 0001 creates the
+    table from the model as it is now); one created before gets them here.
+    """
+
+    def step(db: peewee.Database) -> None:
+        table = model._meta.table_name
+        present = {column.name for column in db.get_columns(table)}
+        migrator = SchemaMigrator.from_database(db)
+        for name in names:
+            if name not in present:
+                field = model._meta.fields[name]
+                run_migration(migrator.add_column(table, field.column_name, field))
+
+    return step
+
+
+def add_indexes(model: type[peewee.Model]) -> Callable[[peewee.Database], None]:
+    """A step creating every index the model declares that the table lacks (``IF NOT EXISTS``)."""
+
+    def step(db: peewee.Database) -> None:
+        with db.bind_ctx([model]):
+            model._schema.create_indexes(safe=True)
+
+    return step
+
+
 STEPS: dict[str, list[Step]] = {
     "users": [
         ("0001_create_users", lambda db: db.create_tables([User], safe=True)),
@@ -33,6 +65,8 @@ STEPS: dict[str, list[Step]] = {
     ],
     "notifications": [
         ("0001_create_notification_status", lambda db: db.create_tables([Notification], safe=True)),
+        ("0002_schedule_columns", add_columns(Notification, "send_at", "expires_at", "payload")),
+        ("0003_schedule_index", add_indexes(Notification)),
     ],
 }
 

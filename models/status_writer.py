@@ -86,18 +86,30 @@ class StatusWriter:
         return row.status if row else None
 
     def record(
-        self, notification_id: str, *, outcome: str, status: str | None, error: str | None = None
+        self,
+        notification_id: str,
+        *,
+        outcome: str,
+        status: str | None,
+        error: str | None = None,
+        only_from: tuple[str, ...] | None = None,
     ) -> Notification | None:
-        row = dao.record_attempt(notification_id, outcome=outcome, error=error, status=status)
+        """Record an attempt (and a status) as :func:`models.dao.notifications.record_attempt` does,
+        then mirror and announce it; ``None`` when nothing was recorded."""
+        row = dao.record_attempt(notification_id, outcome=outcome, error=error, status=status, only_from=only_from)
         if row is not None:
-            try:
-                self.mirror(row)
-            except redis.exceptions.RedisError as exc:
-                # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
-                log.warning("status not mirrored to Redis: %s", type(exc).__name__)
-            if status in FINAL_STATUSES:
-                self.announce(row)
+            self.share(row)
         return row
+
+    def share(self, row: Notification) -> None:
+        """Mirror a row already written to PostgreSQL, and announce it if its status is final."""
+        try:
+            self.mirror(row)
+        except redis.exceptions.RedisError as exc:
+            # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
+            log.warning("status not mirrored to Redis: %s", type(exc).__name__)
+        if row.status in FINAL_STATUSES:
+            self.announce(row)
 
     def announce(self, row: Notification) -> None:
         """Tell every listener that ``row`` reached a final status."""
