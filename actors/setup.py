@@ -1,4 +1,5 @@
-"""Builds a worker process's broker: settings, runtime, middleware, actors, in that order."""
+"""Builds a worker process's broker: settings, runtime, middleware, actors, in that order, and the
+due-time loop that maintenance workers run beside their actors."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from actors import delivery, maintenance, webhooks
+from actors.due_time import DueTimeLoop, RunDueTimeLoop
 from actors.runtime import Runtime
 from logs import setup_logging
 from messaging.rabbitmq import HeraldBroker
+from middleware.metrics import WorkerMetrics
 from middleware.stack import build_stack
 from settings import Settings
 
@@ -31,4 +34,8 @@ def build(settings: Settings, *, service: str = "worker") -> dramatiq.Broker:
     delivery.register(broker, runtime)
     webhooks.register(broker, runtime)
     maintenance.register(broker, runtime)
+    metrics = next(m for m in broker.middleware if isinstance(m, WorkerMetrics))
+    broker.add_middleware(
+        RunDueTimeLoop(loop=DueTimeLoop(runtime=runtime, publish=broker.enqueue, ended=metrics.ended))
+    )
     return broker

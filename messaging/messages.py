@@ -8,6 +8,7 @@ name is defined here once: the middleware set and read them, the dead-letter rep
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from dramatiq.message import Message
@@ -55,8 +56,9 @@ RETRY_SCHEDULED = "retry_scheduled"
 #: Values of :data:`RETRY_SCHEDULED`: a backoff retry, a wait out a data store's outage, a copy
 #: that only records a delivery the provider accepted.
 BACKOFF, OUTAGE, RECORD_ONLY = "backoff", "outage", "record_only"
-#: Set when this attempt recorded the notification ``delivered`` (for the metrics).
-RECORDED_DELIVERED = "recorded_delivered"
+#: The status this attempt recorded when it ended the notification (``delivered``, ``expired``), for
+#: the metrics.
+RECORDED = "recorded"
 #: Why a message is dead-lettered, when the backoff decided it (for the alert).
 FAILURE_REASON = "failure_reason"
 
@@ -75,6 +77,30 @@ def body_mode(notification: dict[str, Any]) -> str:
 def mode_of(message: Message) -> str:
     """The mode of a delivery message: a test-mode notification is sent by the simulated providers."""
     return body_mode(notification_of(message))
+
+
+def expires_at_of(message: Message) -> dt.datetime | None:
+    """The body's ``expires_at`` as naive UTC (what the database stores), or ``None``."""
+    value = notification_of(message).get("expires_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+def ms_until_expiry(message: Message, now: dt.datetime) -> int | None:
+    """Milliseconds until the notification expires (0 once it has), or ``None`` if it never does.
+
+    A wait (a retry, a breaker's deferral) longer than this is cut to it, so an expiring
+    notification comes back when it expires and ends ``expired`` then rather than later.
+    """
+    expires = expires_at_of(message)
+    if expires is None:
+        return None
+    return max(0, int((expires - now).total_seconds() * 1000))
 
 
 def clamp_priority(value: Any) -> int:

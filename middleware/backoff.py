@@ -30,8 +30,10 @@ from messaging.messages import (
     RETRY_LIMIT,
     RETRY_SCHEDULED,
     RETRY_UNIT_MS,
+    ms_until_expiry,
     notification_of,
 )
+from models.base import utcnow
 from providers.errors import RetryableProviderError
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,9 @@ class Backoff(Middleware):
             return
         n = made + 1
         delay = retry_delay(n, unit_ms, exception.retry_after_s)
+        left_ms = ms_until_expiry(message, utcnow())
+        if left_ms is not None:
+            delay = min(delay, left_ms + 1)  # an expiring notification comes back when it expires
         error = str(exception)
         # Recorded before the publish, so the next attempt's timestamp is at least ``delay`` later.
         self._record(message, error)

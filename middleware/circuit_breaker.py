@@ -5,7 +5,9 @@ The state machine is :class:`BreakerState`, pure and unit-tested; :class:`Shared
 it in and out of Redis, with WATCH/MULTI so two processes cannot both act on a stale read, and
 Redis's own clock so worker hosts need not agree on the time. While a circuit is open a message
 does not reach the provider and does not spend a retry: it is re-published with a delay until the
-recovery time and skipped (``SkipMessage`` acks the original). Half-open lets one
+recovery time (or its ``expires_at``, whichever is sooner) and skipped (``SkipMessage`` acks the
+original); an expired message is let through, to be ended ``expired`` by the delivery guard without
+reaching the provider. Half-open lets one
 probe through at a time, chosen by a lease key (``SET NX PX``) so a crashed probe frees it.
 
 Only retryable provider errors count as failures: a permanent error (a bounce, a bad token) is the
@@ -25,7 +27,8 @@ import redis.exceptions
 from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
-from messaging.messages import CIRCUIT_DEFERRALS, mode_of
+from messaging.messages import CIRCUIT_DEFERRALS, mode_of, ms_until_expiry
+from models.base import utcnow
 from models.notification import TEST
 from providers.errors import RetryableProviderError
 
@@ -290,6 +293,9 @@ class CircuitBreaker(Middleware):
         breaker = self._of(broker, message)
         if breaker is None:
             return
+        left_ms = ms_until_expiry(message, utcnow())
+        if left_ms == 0:
+            return  # expired: it goes on only to be ended ``expired``, without touching the provider
         try:
             admission = breaker.admit(message.message_id)
         except redis.exceptions.RedisError as exc:
@@ -300,6 +306,8 @@ class CircuitBreaker(Middleware):
         if admission.kind != WAIT:
             return
         delay = max(MIN_WAIT_MS, int(admission.wait_s * 1000))
+        if left_ms is not None:
+            delay = min(delay, left_ms + 1)  # back when it expires, to be ended then
         deferrals = int(message.options.get(CIRCUIT_DEFERRALS) or 0) + 1
         try:
             broker.enqueue(message.copy(options={CIRCUIT_DEFERRALS: deferrals}), delay=delay)

@@ -6,8 +6,10 @@ Around each delivery actor (``send_email``, ``send_push``) it:
    exist (a worker stopped between publishing a retry and acking the original; a redelivery after
    a crash), and the second one waits (re-published after :data:`CLAIM_WAIT_MS`) instead of
    sending alongside the first;
-2. drops a message whose notification is already ``delivered`` or ``failed``, or has no record at
-   all (the gateway refused the request after an ambiguous publish, and told the client so);
+2. drops a message whose notification is no longer ``scheduled`` or ``pending`` (delivered,
+   failed, cancelled, expired), or has no record at all (the gateway refused the request after an
+   ambiguous publish, and told the client so); a notification past its ``expires_at`` ends
+   ``expired`` here, whatever it waited in (the queue, a retry, an open breaker);
 3. after the actor returns (the provider accepted), records ``delivered``. If PostgreSQL or Redis
    fails at that moment, a copy marked ``provider_accepted`` is re-published after the outage delay
    and the copy only records: the provider is never asked twice (README, "Failure behaviour").
@@ -27,19 +29,23 @@ from dramatiq.middleware import SkipMessage
 from messaging.messages import (
     PROVIDER_ACCEPTED,
     RECORD_ONLY,
-    RECORDED_DELIVERED,
+    RECORDED,
     RETRY_SCHEDULED,
+    ms_until_expiry,
     notification_of,
 )
 from messaging.topology import CHANNEL_OF_ACTOR
 from middleware.outage import OUTAGE_DELAY_MS
-from models.notification import DELIVERED, FAILED
+from models.base import utcnow
+from models.notification import DELIVERED, EXPIRED, OPEN_STATUSES
 from models.unavailable import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 #: How long a message waits while another worker holds its notification's claim.
 CLAIM_WAIT_MS = 5_000
+#: The error an expired notification keeps.
+EXPIRED_ERROR = "expired before it was handed to the provider"
 
 
 class DeliveryGuard(Middleware):
@@ -65,16 +71,21 @@ class DeliveryGuard(Middleware):
         with self._lock:
             self._held.add(message.message_id)
         status = self.status.current_status(nid)
-        if status in (DELIVERED, FAILED):
-            log.warning("notification already %s; redelivered message dropped", status)
-            raise SkipMessage(f"already {status}")
         if status is None:
             log.warning("no record of this notification; message dropped")
             raise SkipMessage("no record")
+        if status not in OPEN_STATUSES:
+            log.warning("notification already %s; message dropped", status)
+            raise SkipMessage(f"already {status}")
         if message.options.get(PROVIDER_ACCEPTED):
             self._record(nid)  # an outage here raises, and the outage middleware re-publishes the copy
-            message.options[RECORDED_DELIVERED] = True
+            message.options[RECORDED] = DELIVERED
             raise SkipMessage("provider accepted earlier; delivery recorded")
+        if ms_until_expiry(message, utcnow()) == 0:
+            if self.status.record(nid, outcome=EXPIRED, status=EXPIRED, error=EXPIRED_ERROR, only_from=OPEN_STATUSES):
+                message.options[RECORDED] = EXPIRED
+                log.info("notification expired before it was sent")
+            raise SkipMessage("expired")
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         nid = self._notification_id(message)
@@ -111,7 +122,7 @@ class DeliveryGuard(Middleware):
                 return
             message.options[RETRY_SCHEDULED] = RECORD_ONLY
             return
-        message.options[RECORDED_DELIVERED] = True
+        message.options[RECORDED] = DELIVERED
 
     def _release(self, message, nid: str) -> None:
         with self._lock:

@@ -21,12 +21,13 @@ from dramatiq import Middleware
 from messaging.messages import (
     BACKOFF,
     EVENT_CREATED_AT,
-    RECORDED_DELIVERED,
+    RECORDED,
     RETRY_SCHEDULED,
     WEBHOOK_ID,
     notification_of,
 )
 from messaging.topology import CHANNEL_OF_ACTOR, WEBHOOK_ACTOR
+from models.notification import DELIVERED
 from models.webhook import SUCCEEDED
 
 #: End-to-end latency (accepted → delivered) buckets, seconds: the target is p95 under 5 s,
@@ -44,6 +45,7 @@ NAMES = (
     "herald_webhook_deliveries_failed_total",
     "herald_webhook_retries_total",
     "herald_webhook_delivery_latency_seconds",
+    "herald_notifications_ended_total",
 )
 #: Event → receiver's 2xx latency buckets, seconds: a few ms on a good day, the whole retry
 #: schedule (minutes) on a bad one.
@@ -74,6 +76,12 @@ class _Instruments:
             NAMES[3],
             "Delivery retries scheduled by the backoff middleware, by channel.",
             ["channel"],
+            registry=registry,
+        )
+        self.ended = prom.Counter(
+            NAMES[9],
+            "Notifications ended without a send (cancelled, expired) by the workers, by channel and status.",
+            ["channel", "status"],
             registry=registry,
         )
         self.threads = prom.Gauge(
@@ -166,7 +174,7 @@ class WorkerMetrics(Middleware):
             return  # maintenance jobs are not notifications
         channel = channel_of(message)
         scheduled = message.options.get(RETRY_SCHEDULED)
-        if message.options.get(RECORDED_DELIVERED):
+        if message.options.get(RECORDED) == DELIVERED:
             self._delivered(message, channel)
         elif scheduled == BACKOFF:
             self.instruments.retries.labels(channel).inc()
@@ -174,8 +182,17 @@ class WorkerMetrics(Middleware):
             self.instruments.failed.labels(channel).inc()
 
     def after_skip_message(self, broker, message):
-        if message.actor_name in CHANNEL_OF_ACTOR and message.options.get(RECORDED_DELIVERED):
+        recorded = message.options.get(RECORDED)
+        if message.actor_name not in CHANNEL_OF_ACTOR or recorded is None:
+            return
+        if recorded == DELIVERED:
             self._delivered(message, channel_of(message))
+        else:
+            self.ended(channel_of(message), recorded)
+
+    def ended(self, channel: str, status: str) -> None:
+        """Count a notification that ended without a send (the due-time loop calls this too)."""
+        self.instruments.ended.labels(channel, status).inc()
 
     def _webhook(self, message, result, exception) -> None:
         """The webhook actor returns ``succeeded`` when a receiver answered 2xx (it returns

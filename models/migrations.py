@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import peewee
 from playhouse.migrate import SchemaMigrator
-from playhouse.migrate import migrate as apply_operations
+from playhouse.migrate import migrate as run_migration
 
 from models.api_key import ApiKey
 from models.base import Databases, utcnow
@@ -29,15 +29,31 @@ _LOCK_KEY = 0x4E52414C44
 Step = tuple[str, Callable[[peewee.Database], None]]
 
 
-def _add_column(model: type[peewee.Model], field: peewee.Field) -> Callable[[peewee.Database], None]:
-    """A step adding ``field`` to ``model``'s table unless it is there: a database made after the
-    model gained the field has it from the table's creation step already."""
+def add_columns(model: type[peewee.Model], *names: str) -> Callable[[peewee.Database], None]:
+    """A step adding the model's fields ``names`` to its table where they are missing.
+
+    A database created after the fields were declared already has them (step 0001 creates the
+    table from the model as it is now); one created before gets them here.
+    """
 
     def step(db: peewee.Database) -> None:
         table = model._meta.table_name
-        if field.column_name in {column.name for column in db.get_columns(table)}:
-            return
-        apply_operations(SchemaMigrator.from_database(db).add_column(table, field.column_name, field))
+        present = {column.name for column in db.get_columns(table)}
+        migrator = SchemaMigrator.from_database(db)
+        for name in names:
+            if name not in present:
+                field = model._meta.fields[name]
+                run_migration(migrator.add_column(table, field.column_name, field))
+
+    return step
+
+
+def add_indexes(model: type[peewee.Model]) -> Callable[[peewee.Database], None]:
+    """A step creating every index the model declares that the table lacks (``IF NOT EXISTS``)."""
+
+    def step(db: peewee.Database) -> None:
+        with db.bind_ctx([model]):
+            model._schema.create_indexes(safe=True)
 
     return step
 
@@ -51,9 +67,11 @@ STEPS: dict[str, list[Step]] = {
     ],
     "notifications": [
         ("0001_create_notification_status", lambda db: db.create_tables([Notification], safe=True)),
-        ("0002_notification_mode", _add_column(Notification, Notification.mode)),
+        ("0002_notification_mode", add_columns(Notification, "mode")),
         ("0003_create_api_keys", lambda db: db.create_tables([ApiKey], safe=True)),
         ("0004_create_webhooks", lambda db: db.create_tables([Webhook, WebhookDelivery], safe=True)),
+        ("0005_schedule_columns", add_columns(Notification, "send_at", "expires_at", "payload")),
+        ("0006_schedule_index", add_indexes(Notification)),
     ],
 }
 

@@ -1,7 +1,10 @@
-"""The NOTIFICATION_STATUS table, plus the request id, caller, priority and attempts.
+"""The NOTIFICATION_STATUS table, plus the request id, caller, priority, attempts and schedule.
 
-``user_id`` and ``template_code`` carry no foreign key: each service may keep its own database, so the users
-and templates may live in other databases, so the gateway checks them through the services' APIs.
+``user_id`` and ``template_code`` carry no foreign key: each service may keep its own database, so
+the users and templates may live elsewhere, and the gateway checks them through the services' APIs.
+
+Statuses: ``scheduled`` -> ``pending`` -> ``delivered`` | ``failed``; ``scheduled`` or ``pending`` ->
+``cancelled`` | ``expired`` (README, "Scheduling, expiry, cancelling").
 """
 
 from __future__ import annotations
@@ -10,19 +13,25 @@ import peewee
 
 from models.base import iso, new_id, notifications_db, utcnow
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-STATUSES = (PENDING, DELIVERED, FAILED)
+SCHEDULED, PENDING, DELIVERED, FAILED = "scheduled", "pending", "delivered", "failed"
+CANCELLED, EXPIRED = "cancelled", "expired"
+STATUSES = (SCHEDULED, PENDING, DELIVERED, FAILED, CANCELLED, EXPIRED)
 #: Statuses no automatic processing leaves: reaching one is an outcome worth telling (webhooks).
-FINAL_STATUSES = (DELIVERED, FAILED)
+FINAL_STATUSES = (DELIVERED, FAILED, CANCELLED, EXPIRED)
+#: Statuses of a notification not yet handed to the provider, which a cancel or expiry still stops.
+OPEN_STATUSES = (SCHEDULED, PENDING)
 CHANNELS = ("email", "push")
 #: Who a notification is for: ``live`` reaches SMTP or FCM; ``test`` (a send made with an
 #: ``hk_test_`` API key) runs every check, queue and status but a simulated provider
 #: (README, "Test mode").
 LIVE, TEST = "live", "test"
 MODES = (LIVE, TEST)
-#: Attempt outcomes that are not delivery attempts, so they do not count as retries.
-RECEIPT, REPLAYED = "receipt", "replayed"
-NOT_ATTEMPTS = (RECEIPT, REPLAYED)
+#: Statuses whose ``error`` says why (a failure, a cancel, an expiry); any other status clears it.
+ERROR_STATUSES = (FAILED, CANCELLED, EXPIRED)
+#: History entries that are not delivery attempts, so they do not count as retries: a provider's
+#: receipt, an operator's replay, a scheduled notification published, a cancel, an expiry.
+RECEIPT, REPLAYED, PUBLISHED = "receipt", "replayed", "published"
+NOT_ATTEMPTS = (RECEIPT, REPLAYED, PUBLISHED, CANCELLED, EXPIRED)
 #: A send's priority: 1 (lowest) to 10 (highest), RabbitMQ's ``x-max-priority`` on the delivery queues.
 MIN_PRIORITY, MAX_PRIORITY = 1, 10
 DEFAULT_PRIORITY = 5
@@ -47,6 +56,10 @@ class Notification(peewee.Model):
     updated_at = peewee.DateTimeField(default=utcnow)
     delivered_at = peewee.DateTimeField(null=True)
     mode = peewee.CharField(max_length=8, default=LIVE)
+    send_at = peewee.DateTimeField(null=True)
+    expires_at = peewee.DateTimeField(null=True)
+    #: A scheduled notification's delivery message (body and correlation id), published when due.
+    payload = peewee.JSONField(null=True)
 
     class Meta:
         database = notifications_db
@@ -54,6 +67,7 @@ class Notification(peewee.Model):
         indexes = (
             (("caller", "request_id"), True),
             (("status", "created_at"), False),
+            (("status", "send_at"), False),
         )
 
     def public(self) -> dict:
@@ -71,6 +85,8 @@ class Notification(peewee.Model):
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
             "delivered_at": iso(self.delivered_at),
+            "send_at": iso(self.send_at),
+            "expires_at": iso(self.expires_at),
             "attempts": self.attempts or [],
             "mode": self.mode,
         }

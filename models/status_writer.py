@@ -110,16 +110,23 @@ class StatusWriter:
         status: str | None,
         error: str | None = None,
         at: dt.datetime | None = None,
+        only_from: tuple[str, ...] | None = None,
     ) -> Notification | None:
+        """Record an attempt (and a status) as :func:`models.dao.notifications.record_attempt` does
+        (``None`` when nothing was recorded), then mirror it and tell the listeners of a final one."""
         listeners = [x for x in self.listeners if x.wants(status)] if status in FINAL_STATUSES else []
         actions: list[Callable[[], None]] = []
         if listeners:
             with dao.transaction():
-                row = dao.record_attempt(notification_id, outcome=outcome, error=error, status=status, at=at)
+                row = dao.record_attempt(
+                    notification_id, outcome=outcome, error=error, status=status, at=at, only_from=only_from
+                )
                 if row is not None:
                     actions = self._stage(row, listeners)
         else:
-            row = dao.record_attempt(notification_id, outcome=outcome, error=error, status=status, at=at)
+            row = dao.record_attempt(
+                notification_id, outcome=outcome, error=error, status=status, at=at, only_from=only_from
+            )
         if row is not None:
             try:
                 self.mirror(row)
@@ -128,6 +135,16 @@ class StatusWriter:
                 log.warning("status not mirrored to Redis: %s", type(exc).__name__)
             self._run(row, actions)
         return row
+
+    def share(self, row: Notification) -> None:
+        """Mirror a row already written to PostgreSQL, and announce it if its status is final."""
+        try:
+            self.mirror(row)
+        except redis.exceptions.RedisError as exc:
+            # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
+            log.warning("status not mirrored to Redis: %s", type(exc).__name__)
+        if row.status in FINAL_STATUSES:
+            self.announce(row)
 
     def announce(self, row: Notification) -> None:
         """Tell the listeners of a final status written by another query. Its own transaction, so

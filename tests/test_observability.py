@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry
 
-from messaging.messages import BACKOFF, EVENT_CREATED_AT, OUTAGE, RECORDED_DELIVERED, WEBHOOK_ID
+from messaging.messages import BACKOFF, EVENT_CREATED_AT, OUTAGE, RECORDED, WEBHOOK_ID
 from middleware import metrics as worker_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def test_worker_middleware_counts_outcomes_once_decided():
     mw = worker_metrics.WorkerMetrics()
     inst = mw.instruments
     body = {"notification_type": "push", "created_at": "2020-01-01T00:00:00Z"}
-    recorded = {RECORDED_DELIVERED: True}
+    recorded = {RECORDED: "delivered"}
     mw.after_process_message(None, _message("send_push", body, **recorded))
     mw.after_skip_message(None, _message("send_push", body, **recorded))  # a record-only copy
     mw.after_process_message(None, _message("send_push", body))  # recording deferred: not yet
@@ -191,8 +191,10 @@ def test_worker_middleware_counts_outcomes_once_decided():
     mw.after_process_message(None, _message("send_push", body, retry_scheduled=BACKOFF), exception=RuntimeError())
     mw.after_process_message(None, _message("send_push", body, retry_scheduled=OUTAGE), exception=RuntimeError())
     mw.after_process_message(None, _message("purge_expired", {}), exception=RuntimeError())
+    mw.after_skip_message(None, _message("send_push", body, **{RECORDED: "expired"}))
     counts = (_value(inst.delivered, "push"), _value(inst.failed, "push"), _value(inst.retries, "push"))
     assert counts == (2, 1, 1)
+    assert inst.ended.labels("push", "expired")._value.get() == 1
 
 
 def test_worker_middleware_counts_webhook_outcomes_per_webhook():

@@ -15,7 +15,18 @@ import peewee
 from psycopg2.extras import execute_values
 
 from models.base import iso, utcnow
-from models.notification import DELIVERED, FAILED, NOT_ATTEMPTS, PENDING, RECEIPT, REPLAYED, Notification
+from models.notification import (
+    DELIVERED,
+    ERROR_STATUSES,
+    LIVE,
+    NOT_ATTEMPTS,
+    PENDING,
+    PUBLISHED,
+    RECEIPT,
+    REPLAYED,
+    SCHEDULED,
+    Notification,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +36,39 @@ def transaction():
     return Notification._meta.database.atomic()
 
 
+#: The columns a new notification is inserted with, and the SQL type each value is cast to.
+_INSERT_COLUMNS = {
+    "notification_id": "text",
+    "request_id": "text",
+    "caller": "text",
+    "request_hash": "text",
+    "user_id": "uuid",
+    "template_code": "text",
+    "notification_type": "text",
+    "status": "text",
+    "priority": "smallint",
+    "mode": "text",
+    "metadata": "jsonb",
+    "send_at": "timestamp",
+    "expires_at": "timestamp",
+    "payload": "jsonb",
+    "created_at": "timestamp",
+    "updated_at": "timestamp",
+}
 _INSERT_SQL = (
-    "INSERT INTO notification_status (id, notification_id, request_id, caller, request_hash, user_id, "
-    "template_code, notification_type, status, priority, mode, retry_count, metadata, attempts, created_at, "
-    "updated_at) VALUES %s ON CONFLICT (caller, request_id) DO NOTHING RETURNING notification_id"
+    f"INSERT INTO notification_status (id, retry_count, attempts, {', '.join(_INSERT_COLUMNS)}) VALUES %s "  # noqa: S608 - fixed names
+    "ON CONFLICT (caller, request_id) DO NOTHING RETURNING notification_id"
 )
-_INSERT_ROW = "(gen_random_uuid(), %s, %s, %s, %s, %s::uuid, %s, %s, %s, %s, %s, 0, %s::jsonb, '[]'::jsonb, %s, %s)"
-_INSERT_FIELDS = (
-    "notification_id",
-    "request_id",
-    "caller",
-    "request_hash",
-    "user_id",
-    "template_code",
-    "notification_type",
-    "status",
-    "priority",
-    "mode",
-)
+_INSERT_ROW = "(gen_random_uuid(), 0, '[]'::jsonb, " + ", ".join(f"%s::{t}" for t in _INSERT_COLUMNS.values()) + ")"
+
+
+#: Values a row may leave out (the column's own default would not apply to an explicit NULL).
+_INSERT_DEFAULTS = {"mode": LIVE}
+
+
+def _insert_value(row: dict[str, Any], column: str) -> Any:
+    value = row.get(column, _INSERT_DEFAULTS.get(column))
+    return json.dumps(value) if _INSERT_COLUMNS[column] == "jsonb" and value is not None else value
 
 
 def create_many(rows: list[dict[str, Any]]) -> set[str]:
@@ -55,10 +81,7 @@ def create_many(rows: list[dict[str, Any]]) -> set[str]:
     """
     db = Notification._meta.database
     if _on_postgres(db):
-        values = [
-            (*(row[name] for name in _INSERT_FIELDS), json.dumps(row["metadata"]), row["created_at"], row["updated_at"])
-            for row in rows
-        ]
+        values = [tuple(_insert_value(row, column) for column in _INSERT_COLUMNS) for row in rows]
         with peewee.__exception_wrapper__:
             cursor = db.cursor()
             returned = execute_values(
@@ -114,10 +137,10 @@ UPDATE notification_status AS n SET
                                WHERE a->>'outcome' NOT IN %s) - 1),
     updated_at = new.at,
     status = COALESCE(new.status, n.status),
-    error = CASE WHEN new.status IS NULL THEN n.error WHEN new.status = 'failed' THEN new.error ELSE NULL END,
+    error = CASE WHEN new.status IS NULL THEN n.error WHEN new.status = ANY(%s) THEN new.error ELSE NULL END,
     delivered_at = CASE WHEN new.status = 'delivered' THEN new.at ELSE n.delivered_at END
 FROM new
-WHERE n.notification_id = %s
+WHERE n.notification_id = %s AND (%s::text[] IS NULL OR n.status = ANY(%s::text[]))
 RETURNING n.*
 """
 
@@ -129,31 +152,45 @@ def record_attempt(
     error: str | None = None,
     status: str | None = None,
     at: dt.datetime | None = None,
+    only_from: tuple[str, ...] | None = None,
 ) -> Notification | None:
-    """Append an attempt to the history and, when given, move the status; returns the row.
+    """Append an attempt to the history and, when given, move the status; returns the row, or
+    ``None`` when there is no such notification or its status is not one of ``only_from``.
 
     On PostgreSQL this is one UPDATE (the append is atomic, so a redelivery racing the original
-    cannot lose an attempt) and one round trip, on the workers' hot path. ``retry_count`` is
-    derived: attempts made minus one, receipts not counted.
+    cannot lose an attempt, and ``only_from`` is judged on the row as it is) and one round trip, on
+    the workers' hot path. ``retry_count`` is derived: attempts made minus one, receipts not counted.
     """
     at = at or utcnow()
     attempt = {"time": iso(at), "outcome": outcome, "error": error}
     db = Notification._meta.database
     if _on_postgres(db):
+        allowed = list(only_from) if only_from is not None else None
         rows = list(
-            Notification.raw(_RECORD_SQL, json.dumps([attempt]), at, status, error, NOT_ATTEMPTS, notification_id)
+            Notification.raw(
+                _RECORD_SQL,
+                json.dumps([attempt]),
+                at,
+                status,
+                error,
+                NOT_ATTEMPTS,
+                list(ERROR_STATUSES),
+                notification_id,
+                allowed,
+                allowed,
+            )
         )
         return rows[0] if rows else None
     with db.atomic():
-        row = get(notification_id)
-        if row is None:
+        row = _locked(notification_id)
+        if row is None or (only_from is not None and row.status not in only_from):
             return None
         row.attempts = [*(row.attempts or []), attempt]
         row.retry_count = max(0, sum(1 for a in row.attempts if a["outcome"] not in NOT_ATTEMPTS) - 1)
         row.updated_at = at
         if status is not None:
             row.status = status
-            row.error = error if status == FAILED else None
+            row.error = error if status in ERROR_STATUSES else None
             if status == DELIVERED:
                 row.delivered_at = at
         row.save()
@@ -214,3 +251,47 @@ def pending_since(cutoff: dt.datetime, *, sample: int) -> tuple[int, list[str]]:
     count = query.count()
     ids = [row.notification_id for row in query.order_by(Notification.updated_at).limit(sample)]
     return count, ids
+
+
+def due(now: dt.datetime, *, limit: int) -> list[Notification]:
+    """Scheduled notifications whose ``send_at`` has come, oldest first, locked for this transaction.
+
+    ``FOR UPDATE SKIP LOCKED`` lets several due-time loops share the work: each takes rows no other
+    holds, so each notification is published by one of them (README, "Scheduling, expiry,
+    cancelling"). Call inside :func:`transaction`.
+    """
+    query = (
+        Notification.select()
+        .where((Notification.status == SCHEDULED) & (Notification.send_at <= now))
+        .order_by(Notification.send_at)
+        .limit(limit)
+    )
+    if _on_postgres(Notification._meta.database):
+        query = query.for_update("FOR UPDATE SKIP LOCKED")
+    return list(query)
+
+
+_PUBLISHED_SQL = """
+UPDATE notification_status SET status = %s, updated_at = %s, attempts = attempts || %s::jsonb
+WHERE notification_id = ANY(%s) AND status = %s
+RETURNING *
+"""
+
+
+def mark_published(notification_ids: list[str], at: dt.datetime) -> list[Notification]:
+    """``scheduled`` -> ``pending`` for the notifications just published, with a ``published`` entry
+    in their history, in one statement; the rows as they are now."""
+    if not notification_ids:
+        return []
+    entry = [{"time": iso(at), "outcome": PUBLISHED, "error": None}]
+    if _on_postgres(Notification._meta.database):
+        return list(Notification.raw(_PUBLISHED_SQL, PENDING, at, json.dumps(entry), notification_ids, SCHEDULED))
+    changed = []
+    rows = Notification.select().where(
+        Notification.notification_id.in_(notification_ids) & (Notification.status == SCHEDULED)
+    )
+    for row in rows:
+        row.attempts, row.status, row.updated_at = [*(row.attempts or []), *entry], PENDING, at
+        row.save()
+        changed.append(row)
+    return changed

@@ -87,3 +87,10 @@ def clear_push_token(user_id: str, token: str) -> int:
         .where((User.id == user_id) & (User.push_token == token))
         .execute()
     )
+
+
+def get_many(user_ids: set[str]) -> dict[str, User]:
+    """The users of ``user_ids`` that exist, by id (as text)."""
+    if not user_ids:
+        return {}
+    return {str(user.id): user for user in User.select().where(User.id.in_(list(user_ids)))}

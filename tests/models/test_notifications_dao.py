@@ -69,3 +69,23 @@ def test_clear_push_token_only_clears_the_token_it_was_told(db):
     assert User.get_by_id(user.id).push_token == "old-token-0123456789"
     assert users.clear_push_token(str(user.id), "old-token-0123456789") == 1
     assert User.get_by_id(user.id).push_token is None
+
+
+def test_record_attempt_only_from_refuses_a_status_that_moved_on(db):
+    row = notification(status="delivered")
+    assert (
+        dao.record_attempt(
+            row.notification_id, outcome="cancelled", status="cancelled", only_from=("scheduled", "pending")
+        )
+        is None
+    )
+    assert dao.get(row.notification_id).status == "delivered"
+    open_row = notification()
+    done = dao.record_attempt(
+        open_row.notification_id,
+        outcome="cancelled",
+        status="cancelled",
+        error="cancelled by the caller",
+        only_from=("scheduled", "pending"),
+    )
+    assert (done.status, done.error, done.retry_count) == ("cancelled", "cancelled by the caller", 0)

@@ -42,7 +42,8 @@ FLUSHES = 4
 @dataclass(frozen=True)
 class Entry:
     row: dict
-    message: Message
+    #: The delivery message, or ``None`` for a scheduled notification (its row holds the payload).
+    message: Message | None
     #: (caller, request_id, body digest, response): the idempotency record once published.
     record: tuple[str, str, str, dict]
 
@@ -93,7 +94,7 @@ class Recorder:
     def _write(self, entries: list[Entry]) -> list[bool | Exception]:
         """On a database thread: insert the rows, publish the new ones, record their responses."""
         inserted = dao.create_many([entry.row for entry in entries])
-        fresh = [entry for entry in entries if entry.row["notification_id"] in inserted]
+        fresh = [entry for entry in entries if entry.row["notification_id"] in inserted and entry.message]
         refusals = iter(self.publisher.publish_many_blocking([entry.message for entry in fresh]))
         outcomes: list[bool | Exception] = []
         published: list[tuple[str, str, str, dict]] = []
@@ -101,6 +102,9 @@ class Recorder:
         for entry in entries:
             if entry.row["notification_id"] not in inserted:
                 outcomes.append(False)
+            elif entry.message is None:  # scheduled: the due-time loop publishes it when it falls due
+                published.append(entry.record)
+                outcomes.append(True)
             elif (refused := next(refusals)) is not None:
                 unpublished.append(entry.row["notification_id"])
                 outcomes.append(refused)
