@@ -191,7 +191,7 @@ def test_thousands_due_at_once_are_published_once_each_by_racing_loops(runtime, 
     errors: list[BaseException] = []
 
     def run() -> None:
-        # a second process: its own runtime (connections) and broker (channel)
+        # a second process: its own connections (peewee's are per thread) and broker (channel)
         own = Runtime.from_settings(settings)
         broker = HeraldBroker(url=env["RABBITMQ_URL"], middleware=[])
         try:
@@ -201,8 +201,7 @@ def test_thousands_due_at_once_are_published_once_each_by_racing_loops(runtime, 
         except BaseException as exc:
             errors.append(exc)
         finally:
-            broker.close()
-            own.databases.close()
+            broker.close()  # the databases are the fixture's (one pool per URL), closed with it
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
