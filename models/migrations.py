@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 
 import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_migration
 
 from models.base import Databases, utcnow
 from models.notification import Notification
@@ -24,6 +26,21 @@ _LOCK_KEY = 0x4E52414C44
 
 Step = tuple[str, Callable[[peewee.Database], None]]
 
+
+def _notification_lineage(db: peewee.Database) -> None:
+    """Correlation id and template version on each notification, and the request id indexed (the
+    operator console finds notifications by it). A database created after these were declared
+    has them already (step 0001 creates the table from the model as it is now)."""
+    table = Notification._meta.table_name
+    present = {column.name for column in db.get_columns(table)}
+    migrator = SchemaMigrator.from_database(db)
+    for name in ("correlation_id", "template_language", "template_version"):
+        if name not in present:
+            run_migration(migrator.add_column(table, name, Notification._meta.fields[name]))
+    with db.bind_ctx([Notification]):
+        Notification._schema.create_indexes(safe=True)
+
+
 STEPS: dict[str, list[Step]] = {
     "users": [
         ("0001_create_users", lambda db: db.create_tables([User], safe=True)),
@@ -33,6 +50,7 @@ STEPS: dict[str, list[Step]] = {
     ],
     "notifications": [
         ("0001_create_notification_status", lambda db: db.create_tables([Notification], safe=True)),
+        ("0002_notification_lineage", _notification_lineage),
     ],
 }
 

@@ -1,4 +1,5 @@
-"""Queries on NOTIFICATION_STATUS; nothing else in the code base builds a notification query.
+"""Queries on NOTIFICATION_STATUS; nothing outside ``models/dao`` builds a notification query (the
+counts of the operator console's overview are in :mod:`models.dao.notification_counts`).
 
 PostgreSQL is the record (history, attempts, listing); :mod:`models.status_writer` mirrors each
 change to the Redis hash.
@@ -6,9 +7,11 @@ change to the Redis hash.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import uuid
 from typing import Any
 
 import peewee
@@ -27,10 +30,13 @@ def transaction():
 
 _INSERT_SQL = (
     "INSERT INTO notification_status (id, notification_id, request_id, caller, request_hash, user_id, "
-    "template_code, notification_type, status, priority, retry_count, metadata, attempts, created_at, updated_at) "
+    "template_code, notification_type, status, priority, correlation_id, template_language, template_version, "
+    "retry_count, metadata, attempts, created_at, updated_at) "
     "VALUES %s ON CONFLICT (caller, request_id) DO NOTHING RETURNING notification_id"
 )
-_INSERT_ROW = "(gen_random_uuid(), %s, %s, %s, %s, %s::uuid, %s, %s, %s, %s, 0, %s::jsonb, '[]'::jsonb, %s, %s)"
+_INSERT_ROW = (
+    "(gen_random_uuid(), %s, %s, %s, %s, %s::uuid, %s, %s, %s, %s, %s, %s, %s::int, 0, %s::jsonb, '[]'::jsonb, %s, %s)"
+)
 _INSERT_FIELDS = (
     "notification_id",
     "request_id",
@@ -42,6 +48,8 @@ _INSERT_FIELDS = (
     "status",
     "priority",
 )
+#: Recorded when the gateway knows them; ``None`` otherwise.
+_OPTIONAL_FIELDS = ("correlation_id", "template_language", "template_version")
 
 
 def create_many(rows: list[dict[str, Any]]) -> set[str]:
@@ -55,7 +63,13 @@ def create_many(rows: list[dict[str, Any]]) -> set[str]:
     db = Notification._meta.database
     if _on_postgres(db):
         values = [
-            (*(row[name] for name in _INSERT_FIELDS), json.dumps(row["metadata"]), row["created_at"], row["updated_at"])
+            (
+                *(row[name] for name in _INSERT_FIELDS),
+                *(row.get(name) for name in _OPTIONAL_FIELDS),
+                json.dumps(row["metadata"]),
+                row["created_at"],
+                row["updated_at"],
+            )
             for row in rows
         ]
         with peewee.__exception_wrapper__:
@@ -94,6 +108,34 @@ def listing(
     *, user_id: str | None, status: str | None, notification_type: str | None, page: int, limit: int
 ) -> tuple[int, list[Notification]]:
     query = Notification.select()
+    if user_id:
+        query = query.where(Notification.user_id == user_id)
+    if status:
+        query = query.where(Notification.status == status)
+    if notification_type:
+        query = query.where(Notification.notification_type == notification_type)
+    total = query.count()
+    rows = list(query.order_by(Notification.created_at.desc(), Notification.id).paginate(page, limit))
+    return total, rows
+
+
+def search(
+    *,
+    any_id: str | None = None,
+    user_id: str | None = None,
+    status: str | None = None,
+    notification_type: str | None = None,
+    page: int,
+    limit: int,
+) -> tuple[int, list[Notification]]:
+    """The operator's search: ``any_id`` matches a notification id or a request id exactly, and a
+    user id too when it is a UUID (each of the three is indexed); the rest as :func:`listing`."""
+    query = Notification.select()
+    if any_id:
+        match = (Notification.notification_id == any_id) | (Notification.request_id == any_id)
+        with contextlib.suppress(ValueError):
+            match |= Notification.user_id == uuid.UUID(any_id)
+        query = query.where(match)
     if user_id:
         query = query.where(Notification.user_id == user_id)
     if status:

@@ -228,6 +228,9 @@ class SendPipeline:
             status=PENDING,
             priority=req.priority,
             metadata=req.metadata,
+            correlation_id=attempt.correlation_id,
+            template_language=template.get("language"),
+            template_version=template.get("version"),
             created_at=now,
             updated_at=now,
         )
