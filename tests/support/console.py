@@ -25,7 +25,8 @@ class Admin:
 
 
 async def create_admin(stack, **overrides) -> Admin:
-    user = await stack.create_user(role="admin", password=ADMIN_PASSWORD, name="Olive Operator", **overrides)
+    fields = {"role": "admin", "password": ADMIN_PASSWORD, "name": "Olive Operator", **overrides}
+    user = await stack.create_user(**fields)
     return Admin(id=user["id"], email=user["email"], password=ADMIN_PASSWORD)
 
 
@@ -104,3 +105,13 @@ async def record(stack, nid: str, *, outcome: str, status: str | None = None, er
 
     row = await in_db(stack.client.app, dao.record_attempt, nid, outcome=outcome, status=status, error=error)
     assert row is not None
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return connection.channel().queue_declare(queue=queue, passive=True).method.message_count
+    finally:
+        connection.close()

@@ -8,11 +8,19 @@ import logging
 import re
 import uuid
 
-import pika
 import pytest
 
 from tests.conftest import make_env
-from tests.support.console import create_admin, dead_letter_all, page, post_form, record, send, sign_in
+from tests.support.console import (
+    create_admin,
+    dead_letter_all,
+    page,
+    post_form,
+    queue_depth,
+    record,
+    send,
+    sign_in,
+)
 
 
 @pytest.fixture
@@ -27,14 +35,6 @@ async def admin(stack):
     resp = await sign_in(stack.client, admin.email, admin.password)
     assert resp.status == 303
     return admin
-
-
-def depth(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return connection.channel().queue_declare(queue=queue, passive=True).method.message_count
-    finally:
-        connection.close()
 
 
 def cell(text: str, channel: str, column: str) -> int:
@@ -161,7 +161,7 @@ async def test_dead_letters_are_listed_and_replayed_one_and_all(stack, admin, ca
     after = await page(stack.client, "/admin/dead-letters")
     assert f"{ids[1]} replayed: back on its queue with a fresh retry budget." in html.unescape(after)
     assert re.findall(r'data-dead-letter="([0-9a-f-]{36})"', after) == [ids[0], ids[2]]
-    assert depth(url, "failed.queue") == 2 and depth(url, "email.queue") == 1
+    assert queue_depth(url, "failed.queue") == 2 and queue_depth(url, "email.queue") == 1
     assert "data-status>pending<" in await page(stack.client, f"/admin/notifications/{ids[1]}")
     [line] = [r for r in caplog.records if getattr(r, "action", "") == "dead letter replayed"]
     assert line.admin_id == admin.id and line.notification_id == ids[1] and line.correlation_id
@@ -169,7 +169,7 @@ async def test_dead_letters_are_listed_and_replayed_one_and_all(stack, admin, ca
     resp = await post_form(stack.client, "/admin/dead-letters/replay-all", from_page="/admin/dead-letters")
     assert resp.status == 303
     assert "Replay all: 2 replayed." in await page(stack.client, "/admin/dead-letters")
-    assert depth(url, "failed.queue") == 0 and depth(url, "email.queue") == 3
+    assert queue_depth(url, "failed.queue") == 0 and queue_depth(url, "email.queue") == 3
 
 
 async def test_purge_asks_first_then_empties_the_queue(stack, admin):
@@ -182,9 +182,9 @@ async def test_purge_asks_first_then_empties_the_queue(stack, admin):
     confirm = await page(stack.client, "/admin/dead-letters/purge")
     assert "<strong>2</strong> dead letter(s)" in confirm and ">Purge</button>" in confirm
     unconfirmed = await post_form(stack.client, "/admin/dead-letters/purge", from_page="/admin/dead-letters/purge")
-    assert unconfirmed.headers["Location"] == "/admin/dead-letters/purge" and depth(url, "failed.queue") == 2
+    assert unconfirmed.headers["Location"] == "/admin/dead-letters/purge" and queue_depth(url, "failed.queue") == 2
     resp = await post_form(
         stack.client, "/admin/dead-letters/purge", {"confirm": "yes"}, from_page="/admin/dead-letters/purge"
     )
-    assert resp.status == 303 and depth(url, "failed.queue") == 0
+    assert resp.status == 303 and queue_depth(url, "failed.queue") == 0
     assert "Purged 2 dead letter(s)" in await page(stack.client, "/admin/dead-letters")
