@@ -113,7 +113,7 @@ async def db(request: web.Request, fn, *args: Any, **kwargs: Any) -> Any:
         raise Unavailable("storage") from None
 
 
-def paging(request: web.Request, *, limit: int = 20) -> int:
+def paging(request: web.Request) -> int:
     """The page number asked for (1 when absent or malformed: a page is not worth an error)."""
     try:
         return max(1, min(int(request.query.get("page", "1")), 10**6))
