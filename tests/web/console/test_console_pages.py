@@ -72,7 +72,7 @@ async def test_the_overview_counts_the_last_hour_and_reads_queues_breakers_and_l
     assert "<nav" not in live and cell(live, "email", "accepted") == 5
 
 
-async def test_an_open_breaker_and_an_unreadable_source_are_shown(stack, admin):
+async def test_an_open_breaker_is_shown_as_needing_attention(stack, admin):
     import redis
 
     from tests.support import resources
