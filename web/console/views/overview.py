@@ -12,7 +12,7 @@ from web.console.app_keys import latency_key
 from web.console.overview_data import collect
 from web.console.pages import gateway, render
 
-#: How often the page's script refreshes the figures, milliseconds (the contract asks for <= 10 s).
+#: How often the page's script refreshes the figures, milliseconds (README, "Operator console").
 REFRESH_MS = 5000
 
 
