@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
 
-.PHONY: help install run test lint migrate bench validate-deploy validate-observability clean
+.PHONY: help install run test lint migrate bench screenshots validate-deploy validate-observability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,6 +33,9 @@ migrate: install  ## apply database migrations and create the bootstrap admin
 
 bench: install  ## load the gateway with wrk and measure end-to-end e-mail delivery (needs wrk, smtp-sink)
 	$(BIN)/python -m scripts.bench
+
+screenshots: install  ## retake the console's screenshots in docs/console/ (Debian's chromium, the local services)
+	HERALD_SCREENSHOTS=1 $(BIN)/pytest tests/web/console/test_console_browser_queue.py -k screenshots
 
 validate-deploy:  ## check docker-compose.yml, the entrypoint and the Helm chart (tools cached in var/tools)
 	bash scripts/validate_deploy.sh

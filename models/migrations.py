@@ -72,6 +72,11 @@ STEPS: dict[str, list[Step]] = {
         ("0004_create_webhooks", lambda db: db.create_tables([Webhook, WebhookDelivery], safe=True)),
         ("0005_schedule_columns", add_columns(Notification, "send_at", "expires_at", "payload")),
         ("0006_schedule_index", add_indexes(Notification)),
+        (
+            "0007_notification_lineage",
+            add_columns(Notification, "correlation_id", "template_language", "template_version"),
+        ),
+        ("0008_lineage_index", add_indexes(Notification)),
     ],
 }
 

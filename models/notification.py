@@ -40,9 +40,15 @@ DEFAULT_PRIORITY = 5
 class Notification(peewee.Model):
     id = peewee.UUIDField(primary_key=True, default=new_id)
     notification_id = peewee.CharField(max_length=64, unique=True)
-    request_id = peewee.CharField(max_length=128)
+    request_id = peewee.CharField(max_length=128, index=True)
     caller = peewee.CharField(max_length=64)
     request_hash = peewee.CharField(max_length=64, default="")
+    #: The accepting request's ``X-Correlation-ID``, and the template (language, version) the gateway
+    #: checked: what an operator needs to follow a notification into the logs and the template
+    #: history. Absent on rows written before they were recorded.
+    correlation_id = peewee.CharField(max_length=128, null=True)
+    template_language = peewee.CharField(max_length=16, null=True)
+    template_version = peewee.IntegerField(null=True)
     user_id = peewee.UUIDField(index=True)
     template_code = peewee.CharField(max_length=100)
     notification_type = peewee.CharField(max_length=8)

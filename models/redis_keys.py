@@ -14,6 +14,11 @@ TEMPLATE_TTL_S = 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
 STATUS_TTL_S = 7 * 24 * 3600
 RATE_WINDOW_S = 3600
+#: An operator console session ends this long after sign-in, or after this long unused.
+CONSOLE_SESSION_TTL_S = 8 * 3600
+CONSOLE_IDLE_TTL_S = 3600
+#: Failed logins are counted per account and per client address over windows of this length.
+LOGIN_WINDOW_S = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -51,3 +56,12 @@ class RedisKeys:
 
     def maintenance_alert(self, name: str) -> str:
         return f"{self.prefix}maintenance:alert:{name}"
+
+    def console_session(self, digest: str) -> str:
+        """An operator console session, under a digest of its cookie (the cookie itself is never stored)."""
+        return f"{self.prefix}console_session:{digest}"
+
+    def login_failures(self, scope: str, subject: str) -> str:
+        """Failed logins in the current window: ``scope`` is ``account`` (``subject`` a digest of
+        the e-mail) or ``address`` (the client's address)."""
+        return f"{self.prefix}login_failures:{scope}:{subject}"

@@ -1,4 +1,5 @@
-"""Queries on NOTIFICATION_STATUS; nothing else in the code base builds a notification query.
+"""Queries on NOTIFICATION_STATUS; nothing outside ``models/dao`` builds a notification query (the
+counts of the operator console's overview are in :mod:`models.dao.notification_counts`).
 
 PostgreSQL is the record (history, attempts, listing); :mod:`models.status_writer` mirrors each
 change to the Redis hash.
@@ -6,9 +7,11 @@ change to the Redis hash.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import uuid
 from typing import Any
 
 import peewee
@@ -49,6 +52,9 @@ _INSERT_COLUMNS = {
     "priority": "smallint",
     "mode": "text",
     "metadata": "jsonb",
+    "correlation_id": "text",
+    "template_language": "text",
+    "template_version": "int",
     "send_at": "timestamp",
     "expires_at": "timestamp",
     "payload": "jsonb",
@@ -118,6 +124,34 @@ def listing(
     *, user_id: str | None, status: str | None, notification_type: str | None, page: int, limit: int
 ) -> tuple[int, list[Notification]]:
     query = Notification.select()
+    if user_id:
+        query = query.where(Notification.user_id == user_id)
+    if status:
+        query = query.where(Notification.status == status)
+    if notification_type:
+        query = query.where(Notification.notification_type == notification_type)
+    total = query.count()
+    rows = list(query.order_by(Notification.created_at.desc(), Notification.id).paginate(page, limit))
+    return total, rows
+
+
+def search(
+    *,
+    any_id: str | None = None,
+    user_id: str | None = None,
+    status: str | None = None,
+    notification_type: str | None = None,
+    page: int,
+    limit: int,
+) -> tuple[int, list[Notification]]:
+    """The operator's search: ``any_id`` matches a notification id or a request id exactly, and a
+    user id too when it is a UUID (each of the three is indexed); the rest as :func:`listing`."""
+    query = Notification.select()
+    if any_id:
+        match = (Notification.notification_id == any_id) | (Notification.request_id == any_id)
+        with contextlib.suppress(ValueError):
+            match |= Notification.user_id == uuid.UUID(any_id)
+        query = query.where(match)
     if user_id:
         query = query.where(Notification.user_id == user_id)
     if status:

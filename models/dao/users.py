@@ -35,8 +35,20 @@ def get_by_email(email: str) -> User | None:
     return User.get_or_none(User.email == email)
 
 
-def listing(*, page: int, limit: int) -> tuple[int, list[User]]:
+def _contains(field: peewee.Field, text: str) -> peewee.Expression:
+    """``field`` contains ``text`` in any case, ``%`` and ``_`` in it taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return peewee.Expression(field, peewee.OP.ILIKE, peewee.NodeList((f"%{escaped}%", peewee.SQL("ESCAPE '\\'"))))
+
+
+def listing(*, page: int, limit: int, email: str | None = None, search: str | None = None) -> tuple[int, list[User]]:
+    """A page of users, oldest first: only the one with ``email`` (exact, lower-cased) when given,
+    and only those whose e-mail or name contains ``search`` (any case) when given."""
     query = User.select()
+    if email:
+        query = query.where(User.email == email.lower())
+    if search:
+        query = query.where(_contains(User.email, search) | _contains(User.name, search))
     total = query.count()
     rows = list(query.order_by(User.created_at, User.id).paginate(page, limit))
     return total, rows

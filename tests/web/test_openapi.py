@@ -15,6 +15,7 @@ import aiohttp_jinja2
 import pytest
 
 from web.common.envelope import STATUS_OF
+from web.console.pages import PREFIX as CONSOLE
 from web.gateway import routes as gateway_routes
 from web.gateway.app import create_app as create_gateway
 from web.gateway.app_keys import publisher_key
@@ -248,11 +249,12 @@ def normalise(path: str) -> str:
 
 
 def served(app):
-    """(method, normalised path) of an app's routes, without aiohttp's automatic HEAD."""
+    """(method, normalised path) of an app's routes, without aiohttp's automatic HEAD and without the
+    operator console's pages (HTML for people under /admin, not part of the API)."""
     return {
         (route.method, normalise(route.resource.canonical))
         for route in app.router.routes()
-        if route.method not in ("HEAD", "*")
+        if route.method not in ("HEAD", "*") and not route.resource.canonical.startswith(CONSOLE)
     }
 
 

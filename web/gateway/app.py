@@ -13,6 +13,7 @@ from providers.rendering import Renderer
 from settings import Settings
 from web.common import app_keys
 from web.common.app import add_routes, check_redis, create_base_app
+from web.console import setup_console
 from web.gateway import routes
 from web.gateway.app_keys import pipeline_key, publisher_key, status_writer_key
 from web.gateway.docs import setup_docs
@@ -44,6 +45,7 @@ def create_app(settings: Settings, *, broker: dramatiq.Broker | None = None) -> 
     for method, path, handler in routes.forwarded_routes():
         app.router.add_route(method, path, handler)
     setup_docs(app)
+    setup_console(app)
     return app
 
 

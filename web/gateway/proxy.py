@@ -1,7 +1,8 @@
 """Forwarding of ``/api/v1/auth``, ``/users`` and ``/templates`` so a client needs only port 8000.
 
-The request goes on as it came (method, path, query, body, auth and correlation headers); the
-service's answer comes back as it is. A service that cannot be reached is a 503 in the envelope.
+The request goes on as it came (method, path, query, body, auth and correlation headers, and the
+client's address appended to ``X-Forwarded-For``); the service's answer comes back as it is. A
+service that cannot be reached is a 503 in the envelope.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from aiohttp import web
 from web.common import app_keys
 from web.common.app_keys import correlation_id_key
 from web.common.envelope import ApiError
+from web.common.login_limits import forwarded_for
 
 FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "X-Correlation-ID")
 FORWARDED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate", "Allow")
@@ -26,6 +28,7 @@ def forward_to(base_of):
         session = request.app[app_keys.http_client_key]
         headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
         headers["X-Correlation-ID"] = request[correlation_id_key]
+        headers["X-Forwarded-For"] = forwarded_for(request)  # the login limits count by client address
         body = await request.read() if request.can_read_body else None
         url = base_of(settings) + request.rel_url.raw_path_qs
         try:

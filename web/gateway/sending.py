@@ -230,6 +230,9 @@ class SendPipeline:
             priority=req.priority,
             metadata=req.metadata,
             mode=attempt.caller.mode,
+            correlation_id=attempt.correlation_id,
+            template_language=template.get("language"),
+            template_version=template.get("version"),
             created_at=now,
             updated_at=now,
         )

@@ -10,6 +10,7 @@ from aiohttp import web
 from web.common.app_keys import settings_key
 from web.common.auth import Caller, caller_of, require_privileged
 from web.common.envelope import ok, page_meta
+from web.common.login_limits import client_address
 from web.common.validation import json_body, paging
 from web.users import service
 
@@ -35,7 +36,8 @@ async def create_user(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     require_privileged(_caller(request))
     page, limit = paging(request)
-    total, users = await service.list_users(request.app, page=page, limit=limit)
+    filters = service.list_filters(request.query)
+    total, users = await service.list_users(request.app, page=page, limit=limit, **filters)
     return ok(users, message="users", meta=page_meta(total=total, limit=limit, page=page))
 
 
@@ -62,4 +64,5 @@ async def delete_user(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     body = await json_body(request)
-    return ok(await service.login(request.app, body), message="logged in")
+    token = await service.login(request.app, body, address=client_address(request))
+    return ok(token, message="logged in")

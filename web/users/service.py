@@ -26,6 +26,7 @@ from web.common import validation as v
 from web.common.app import in_db
 from web.common.auth import Caller, issue_token
 from web.common.envelope import ApiError
+from web.common.login_limits import LoginLimiter, refusal
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,21 @@ async def create_user(app: web.Application, body: dict, caller: Caller | None) -
     return user.public()
 
 
-async def list_users(app: web.Application, *, page: int, limit: int) -> tuple[int, list[dict]]:
+def list_filters(query) -> dict[str, str]:
+    """The listing's optional filters: ``email`` (exact) and ``search`` (part of an e-mail or name)."""
+    out = {}
+    for name in ("email", "search"):
+        value = query.get(name) or None
+        if value is not None:
+            out[name] = v.string({name: value}, name, max_len=320, single_line=True)
+    return out
+
+
+async def list_users(
+    app: web.Application, *, page: int, limit: int, email: str | None = None, search: str | None = None
+) -> tuple[int, list[dict]]:
     def run() -> tuple[int, list[dict]]:
-        total, rows = dao.listing(page=page, limit=limit)
+        total, rows = dao.listing(page=page, limit=limit, email=email, search=search)
         return total, [row.public() for row in rows]
 
     return await in_db(app, run)
@@ -240,16 +253,25 @@ async def deactivate_user(app: web.Application, caller: Caller, user_id: str) ->
     return user.public()
 
 
-async def login(app: web.Application, body: dict) -> dict:
+async def login(app: web.Application, body: dict, *, address: str) -> dict:
+    """A token for a right e-mail and password of an active user; ``address`` is the client's, for
+    the brute-force limits (:mod:`web.common.login_limits`), judged before the password."""
     v.reject_unknown(body, {"email", "password"})
     email = v.string(body, "email", max_len=320).lower()
     password = v.string(body, "password", max_len=1024)
+    limiter = LoginLimiter(redis=app[app_keys.redis_key], keys=app[app_keys.redis_keys_key])
+    wait = await limiter.wait_s(email, address)
+    if wait:
+        log.warning("login refused: too many failures", extra={"client_address": address})
+        raise refusal(wait)
     user = await in_db(app, dao.get_by_email, email)
     # Verify even when there is no such user, so the answer takes the same time either way.
     stored = user.password_hash if user is not None else await _cpu(app, passwords.dummy_hash)
     good = await _cpu(app, passwords.verify_password, password, stored)
     if user is None or not good or not user.is_active:
+        await limiter.failed(email, address)
         raise ApiError("UNAUTHORIZED", BAD_LOGIN)
+    await limiter.succeeded(email)
     settings = app[app_keys.settings_key]
     token = issue_token(settings, sub=str(user.id), role=user.role)
     return {"access_token": token, "token_type": "bearer", "expires_in": settings.jwt_ttl_s}
