@@ -129,7 +129,11 @@ async def test_breaker_opens_on_refused_connections_and_a_probe_closes_it(stack,
                 state = client.hget(key, "state")
                 states_seen.add(state)
                 if state == "OPEN":
-                    assert connections == baseline, "the provider was contacted while the circuit was open"
+                    # a send admitted while the circuit was still closed may be in flight when it opens
+                    # (one per other thread, as the retry count below allows); nothing admitted later
+                    assert connections - baseline <= threads - 1, (
+                        "the provider was contacted while the circuit was open"
+                    )
                 assert time.monotonic() < deadline, f"{len(smtp.messages)} of {count} delivered"
                 await asyncio.sleep(0.02)
             notes = [await wait_status(stack, nid, "delivered", timeout=10) for nid in nids]

@@ -102,7 +102,12 @@ async def test_only_an_admin_jwt_manages_keys(app):
 async def test_a_webhook_is_created_read_and_deleted_in_the_contracts_shapes(app):
     made = await hooks.create_webhook(app, ADMIN, url=PUBLIC_URL, description="billing")
     assert set(made) == {"id", "url", "events", "description", "secret", "is_active", "created_at"}
-    assert made["secret"].startswith("whsec_") and made["events"] == ["notification.delivered", "notification.failed"]
+    assert made["secret"].startswith("whsec_") and made["events"] == [
+        "notification.delivered",
+        "notification.failed",
+        "notification.cancelled",
+        "notification.expired",
+    ]
     assert made["is_active"] is True and made["url"] == PUBLIC_URL
     got = await hooks.get_webhook(app, ADMIN, made["id"])
     items, meta = await hooks.list_webhooks(app, ADMIN, page=1, limit=20)
