@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,13 +24,13 @@ from web.common import app_keys, operations
 from web.common.api import register
 from web.common.metrics import HttpMetrics
 from web.common.middlewares import MIDDLEWARES
+from web.common.operations import Check
 
 #: The body limit (1 MiB); aiohttp answers 413 past it and the error middleware wraps it.
 MAX_BODY = 1024 * 1024
 #: Threads (each holding one pooled connection) for peewee work; several apps may share a pool in
 #: one process (``make run``, tests), so this stays well under ``POOL_SIZE``.
 DB_THREADS = 8
-Check = Callable[[web.Application], Awaitable[bool]]
 
 
 def create_base_app(
