@@ -84,7 +84,8 @@ class SendRequest(Struct, forbid_unknown_fields=True):
 
     def canonical(self) -> dict[str, Any]:
         """The request as the idempotency hash sees it: every field, defaults applied, the user id
-        in its canonical form (the same dict as before the Structs, so stored keys still match)."""
+        in its canonical form (the same dict as before the Structs, so stored keys still match). A
+        field added later belongs here only when it is given, for the same reason."""
         return {
             "notification_type": self.notification_type,
             "user_id": str(self.user_id),
