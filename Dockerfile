@@ -22,7 +22,7 @@ WORKDIR /src
 # Only pyproject.toml first, so the dependency layer is rebuilt only when the dependencies change.
 # The runtime dependencies (not the [dev] extra) are read from it with tomllib and installed as
 # plain wheels; Herald's own code is not pip-installed but copied to /app and run from there (see
-# below), which keeps web/gateway/templates/*.html and every other data file where the code expects
+# below), which keeps web/common/static/* and every other data file where the code expects
 # it, exactly as in the editable install developers use.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \

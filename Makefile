@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
 
-.PHONY: help install run test lint migrate bench screenshots validate-deploy validate-observability clean
+.PHONY: help install run test lint contract migrate bench screenshots validate-deploy validate-observability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,6 +27,9 @@ test: install lint  ## lint, the quick tier (no services), then the tests on the
 lint: install  ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+contract: install  ## schemathesis against the gateway on the real services, SCHEMATHESIS_MAX_EXAMPLES per operation [200]
+	SCHEMATHESIS_MAX_EXAMPLES=$(or $(SCHEMATHESIS_MAX_EXAMPLES),200) $(BIN)/pytest tests/contract -m services -s
 
 migrate: install  ## apply database migrations and create the bootstrap admin
 	$(BIN)/python -m scripts.migrate

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_env
 from tests.support.stack import start_stack
-from web.gateway.openapi import document
+from web.gateway.reference import document
 
 ENVELOPE = {"success", "data", "error", "message", "meta"}
 NOT_ENVELOPED = {"/openapi.json", "/docs", "/metrics"}
@@ -74,7 +74,8 @@ def operations() -> list[Operation]:
             query = tuple(p["name"] for p in params if p.get("in") == "query")
             fields: tuple[str, ...] = ()
             if "requestBody" in op:
-                schema = _resolve(doc, _resolve(doc, op["requestBody"])["content"]["application/json"]["schema"])
+                schema = _resolve(doc, op["requestBody"])["content"]["application/json"]["schema"]
+                schema = _resolve(doc, schema["allOf"][0] if "allOf" in schema else schema)  # a constrained body
                 fields = tuple(schema.get("properties", {}))
             ops.append(Operation(method.upper(), path, query, fields, "requestBody" in op))
     return ops

@@ -153,9 +153,8 @@ def test_a_publisher_shutting_down_refuses_each_message_of_a_batch():
     broker = StubBroker()
     broker.declare_queue("email.queue")
     publisher = Publisher(broker=broker)
-    message = publisher.message(
-        body={"notification_id": "n-1", "notification_type": "email", "priority": 5}, correlation_id="c"
-    )
+    body = {"notification_id": "n-1", "notification_type": "email", "priority": 5}
+    message = publisher.message(body=body, correlation_id="c")
     assert publisher.publish_many_blocking([message]) == [None]
     publisher.executor.shutdown(wait=True)
     outcomes = publisher.publish_many_blocking([message, message])

@@ -1,4 +1,4 @@
-"""The skeleton every Herald HTTP service is built on: middlewares, contexts, health, metrics, routes.
+"""The skeleton every Herald HTTP service is built on: middlewares, contexts, /health and /metrics.
 
 Resources live under ``web.AppKey`` and are opened and closed by ``cleanup_ctx`` generators; peewee,
 being synchronous, runs only in the app's bounded thread pool (:func:`in_db`), never on the loop.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,21 +20,17 @@ from models.base import bind_databases
 from models.redis_client import async_client
 from models.redis_keys import RedisKeys
 from settings import Settings
-from web.common import app_keys
-from web.common.envelope import error, ok
+from web.common import app_keys, operations
+from web.common.api import register
 from web.common.metrics import HttpMetrics
 from web.common.middlewares import MIDDLEWARES
+from web.common.operations import Check
 
 #: The body limit (1 MiB); aiohttp answers 413 past it and the error middleware wraps it.
 MAX_BODY = 1024 * 1024
 #: Threads (each holding one pooled connection) for peewee work; several apps may share a pool in
 #: one process (``make run``, tests), so this stays well under ``POOL_SIZE``.
 DB_THREADS = 8
-#: Seconds a health check may take before its dependency counts as down.
-HEALTH_TIMEOUT_S = 1.5
-
-Check = Callable[[web.Application], Awaitable[bool]]
-Route = tuple[str, str, Callable[..., Any]]
 
 
 def create_base_app(
@@ -49,7 +45,7 @@ def create_base_app(
     if database_urls:
         app.cleanup_ctx.append(functools.partial(_database_ctx, urls=database_urls))
     app[app_keys.health_checks_key] = checks
-    add_routes(app, [("GET", "/health", health), ("GET", "/metrics", metrics)])
+    register(app, operations.OPERATIONS)
     return app
 
 
@@ -109,40 +105,6 @@ class _atomic:
         for ctx in reversed(self.ctxs):
             ctx.__exit__(*exc)
         return False
-
-
-def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
-    """Register each route with and without the trailing slash (README, "Using it")."""
-    for method, path, handler in routes:
-        bare = path.rstrip("/") or "/"
-        app.router.add_route(method, bare, handler)
-        if bare != "/":
-            app.router.add_route(method, bare + "/", handler)
-
-
-async def health(request: web.Request) -> web.Response:
-    app = request.app
-    checks = app[app_keys.health_checks_key]
-
-    async def run(check: Check) -> bool:
-        try:
-            return bool(await asyncio.wait_for(check(app), HEALTH_TIMEOUT_S))
-        except Exception:
-            return False
-
-    results = await asyncio.gather(*(run(c) for c in checks.values()))
-    state = {name: ("ok" if good else "down") for name, good in zip(checks, results, strict=True)}
-    healthy = all(results)
-    data = {"status": "ok" if healthy else "degraded", "checks": state}
-    if healthy:
-        return ok(data, message="healthy")
-    down = ", ".join(n for n, s in state.items() if s == "down")
-    return error("SERVICE_UNAVAILABLE", f"dependency down: {down}", data=data)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body, content_type = request.app[app_keys.metrics_key].render()
-    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def check_redis(app: web.Application) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import Any
 
 import aiohttp_jinja2
@@ -19,6 +20,8 @@ from web.console.sessions import Session
 
 log = logging.getLogger(__name__)
 
+#: A search or an id with a control character (NUL among them) cannot match anything stored.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 PREFIX = "/admin"
 #: The navigation bar, in order. API keys and webhooks join it when those features land.
 NAV = [

@@ -1,4 +1,5 @@
-"""The gateway application: shared skeleton, publisher, service client, send pipeline, routes."""
+"""The gateway application: shared skeleton, publisher, service client, send pipeline, operations,
+forwarded paths and the API reference."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from models.redis_client import sync_client
 from models.status_writer import StatusWriter
 from providers.rendering import Renderer
 from settings import Settings
-from web.common import app_keys
-from web.common.app import add_routes, check_redis, create_base_app
+from web.common import app_keys, swagger_ui
+from web.common.api import register
+from web.common.app import check_redis, create_base_app
 from web.console import setup_console
-from web.gateway import routes
+from web.gateway import operations, reference, routes
 from web.gateway.app_keys import pipeline_key, publisher_key, status_writer_key
-from web.gateway.docs import setup_docs
 from web.gateway.guards import Idempotency, RateLimiter
 from web.gateway.lookups import Lookups, ServiceClient
 from web.gateway.metrics import GatewayMetrics
@@ -41,10 +42,10 @@ def create_app(settings: Settings, *, broker: dramatiq.Broker | None = None) -> 
     app[app_keys.metrics_key] = GatewayMetrics()  # the send-path counters and scrape-time gauges too
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(lambda app: _publisher_ctx(app, broker))
-    add_routes(app, routes.ROUTES)
+    register(app, [*operations.OPERATIONS, *reference.OPERATIONS])
     for method, path, handler in routes.forwarded_routes():
         app.router.add_route(method, path, handler)
-    setup_docs(app)
+    swagger_ui.setup(app)
     setup_console(app)
     return app
 

@@ -15,21 +15,20 @@ from aiohttp import web
 
 from messaging import dead_letters
 from models.notification import DELIVERED, PENDING
-from web.common import app_keys, validation
+from web.common import app_keys
+from web.common.api import Reply
 from web.common.app import in_db
-from web.common.auth import caller_of, require_admin
-from web.common.envelope import ApiError, ok, page_meta
+from web.common.auth import Caller
+from web.common.envelope import ApiError, page_meta
+from web.common.fields import PageQuery
 from web.gateway.app_keys import publisher_key, status_writer_key
 from web.gateway.publisher import PublishError
+from web.gateway.schemas import NotificationPath
 
 MESSAGES = {
     dead_letters.REPLAYED_OK: "replayed: back on its queue with a fresh retry budget",
     dead_letters.ALREADY_DELIVERED: "the notification was already delivered; the stale dead letter was removed",
 }
-
-
-def _admin(request: web.Request) -> None:
-    require_admin(caller_of(request, request.app[app_keys.settings_key]))
 
 
 async def _run(request: web.Request, fn, *args, **kwargs):
@@ -43,21 +42,19 @@ async def _run(request: web.Request, fn, *args, **kwargs):
         ) from None
 
 
-async def list_dead_letters(request: web.Request) -> web.Response:
-    _admin(request)
-    page, limit = validation.paging(request)
+async def list_dead_letters(request: web.Request, *, caller: Caller, query: PageQuery) -> Reply:
+    page, limit = query.page, query.limit
     url = request.app[app_keys.settings_key].rabbitmq_url
     if url is None:  # make run's in-process broker has no failed.queue
-        return ok([], meta=page_meta(total=0, limit=limit, page=page))
+        return Reply([], meta=page_meta(total=0, limit=limit, page=page))
     total, items = await _run(request, dead_letters.listing, url, page=page, limit=limit)
-    return ok(items, meta=page_meta(total=total, limit=limit, page=page))
+    return Reply(items, meta=page_meta(total=total, limit=limit, page=page))
 
 
-async def replay_dead_letter(request: web.Request) -> web.Response:
-    _admin(request)
-    nid = request.match_info["notification_id"]
+async def replay_dead_letter(request: web.Request, *, caller: Caller, path: NotificationPath) -> Reply:
+    nid = path.notification_id
     settings = request.app[app_keys.settings_key]
-    if len(nid) > 64 or settings.rabbitmq_url is None:
+    if settings.rabbitmq_url is None:
         raise ApiError("NOT_FOUND", "no dead letter with that notification id")
     replayer = dead_letters.Replayer(
         publish=request.app[publisher_key].publish_blocking, mirror=request.app[status_writer_key].mirror
@@ -69,4 +66,4 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     if outcome is None:
         raise ApiError("NOT_FOUND", "no dead letter with that notification id")
     status_now = DELIVERED if outcome == dead_letters.ALREADY_DELIVERED else PENDING
-    return ok({"notification_id": nid, "outcome": outcome, "status": status_now}, message=MESSAGES[outcome])
+    return Reply({"notification_id": nid, "outcome": outcome, "status": status_now}, message=MESSAGES[outcome])

@@ -1,20 +1,9 @@
-"""The gateway's URL table. Forwarded prefixes are matched whole, trailing slash or not."""
+"""The paths the gateway forwards to the user and template services, matched whole, trailing slash
+or not (the gateway's own operations are in :mod:`web.gateway.operations`)."""
 
 from __future__ import annotations
 
-from web.gateway import dead_letters, docs, handlers
 from web.gateway.proxy import forward_to
-
-ROUTES = [
-    ("POST", "/api/v1/notifications", handlers.send_notification),
-    ("GET", "/api/v1/notifications", handlers.list_notifications),
-    ("GET", "/api/v1/notifications/{notification_id}", handlers.get_notification),
-    ("POST", "/api/v1/{channel:email|push}/status", handlers.provider_receipt),
-    ("GET", "/api/v1/dead-letters", dead_letters.list_dead_letters),
-    ("POST", "/api/v1/dead-letters/{notification_id}/replay", dead_letters.replay_dead_letter),
-    ("GET", "/openapi.json", docs.openapi_json),
-    ("GET", "/docs", docs.docs_page),
-]
 
 #: (path prefix, settings attribute of the service's base URL)
 FORWARDED = [

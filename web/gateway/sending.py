@@ -35,7 +35,7 @@ from web.gateway.guards import Idempotency, RateLimiter, body_hash
 from web.gateway.lookups import Lookups
 from web.gateway.publisher import PUBLISH_TIMEOUT_S, Publisher, PublishError
 from web.gateway.recorder import Entry, Recorder
-from web.gateway.send_request import SendRequest
+from web.gateway.schemas import SendRequest
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class Attempt:
 
     caller: Caller
     request: SendRequest
+    user_id: str  # the request's, in its canonical form
     digest: str
     correlation_id: str
     notification_id: str
@@ -82,18 +83,20 @@ class SendPipeline:
         # ids need to be unique, not secret (every read is checked against the caller).
         self._ids = random.Random(secrets.randbits(128))
 
-    async def send(self, caller: Caller, body: dict, *, correlation_id: str) -> Accepted:
+    async def send(self, caller: Caller, req: SendRequest, *, correlation_id: str) -> Accepted:
         """One Redis round trip on the loop, since each is a cross-process wake-up that dominates
         the cost of a send on a small machine: claim, cached user and template, ``pending`` hash and
         rate slot together, all given back on any refusal; the idempotency record is written by the
         thread that published."""
-        req = SendRequest.parse(body)
-        if not caller.may_act_on(req.user_id):
+        canonical = req.canonical()
+        user_id = canonical["user_id"]
+        if not caller.may_act_on(user_id):
             raise ApiError("FORBIDDEN", "a user token may only send to its own user")
         attempt = Attempt(
             caller=caller,
             request=req,
-            digest=body_hash(req.canonical()),
+            user_id=user_id,
+            digest=body_hash(canonical),
             correlation_id=correlation_id,
             notification_id=str(uuid.UUID(int=self._ids.getrandbits(128), version=4)),
             created_at=utcnow(),
@@ -102,7 +105,7 @@ class SendPipeline:
         status_key = self.app[app_keys.redis_keys_key].notification(attempt.notification_id)
         pipe = self.app[app_keys.redis_key].pipeline(transaction=False)
         self.idempotency.queue_claim(pipe, caller.sub, req.request_id, attempt.digest)
-        self.lookups.queue_cached(pipe, req.user_id, req.template_code)
+        self.lookups.queue_cached(pipe, user_id, req.template_code)
         queue_status(
             pipe,
             status_key,
@@ -110,10 +113,10 @@ class SendPipeline:
                 notification_id=attempt.notification_id, status=PENDING, created_at=created, updated_at=created
             ),
         )
-        self.limiter.queue_take(pipe, req.user_id, req.notification_type)
+        self.limiter.queue_take(pipe, user_id, req.notification_type)
         results = await pipe.execute()
         held, user_raw, template_raw = results[:3]
-        rate_key = self.limiter.key(req.user_id, req.notification_type)
+        rate_key = self.limiter.key(user_id, req.notification_type)
         replay = self.idempotency.read_claim(held, attempt.digest)
         if replay is not None:
             await self._forget(status_key, rate_key)
@@ -152,7 +155,7 @@ class SendPipeline:
         its place."""
         req = attempt.request
         channel = req.notification_type
-        user = await self.lookups.user(req.user_id, user_raw, correlation_id=attempt.correlation_id)
+        user = await self.lookups.user(attempt.user_id, user_raw, correlation_id=attempt.correlation_id)
         if user is None or not user.get("is_active", False):
             raise ApiError("NOT_FOUND", "user not found")
         preferences = user.get("preferences") or {}
@@ -205,7 +208,7 @@ class SendPipeline:
         body = {
             "notification_id": nid,
             "notification_type": req.notification_type,
-            "user_id": req.user_id,
+            "user_id": attempt.user_id,
             "user_email": user["email"],
             "user_push_token": user.get("push_token"),
             "template_code": req.template_code,
@@ -223,7 +226,7 @@ class SendPipeline:
             request_id=req.request_id,
             caller=attempt.caller.sub,
             request_hash=attempt.digest,
-            user_id=req.user_id,
+            user_id=attempt.user_id,
             template_code=req.template_code,
             notification_type=req.notification_type,
             status=PENDING,

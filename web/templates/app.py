@@ -8,8 +8,9 @@ from aiohttp import web
 
 from providers.rendering import Renderer
 from settings import Settings
-from web.common.app import add_routes, check_postgres, check_redis, create_base_app
-from web.templates.routes import ROUTES
+from web.common.api import register
+from web.common.app import check_postgres, check_redis, create_base_app
+from web.templates.operations import OPERATIONS
 from web.templates.service import render_executor_key, renderer_key
 
 #: Render threads, apart from the database pool so slow templates cannot starve queries.
@@ -25,7 +26,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[renderer_key] = Renderer()
     app.cleanup_ctx.append(_render_pool_ctx)
-    add_routes(app, ROUTES)
+    register(app, OPERATIONS)
     return app
 
 

@@ -1,72 +1,52 @@
-"""HTTP handlers: authenticate, read the request, call the service, wrap the answer in the envelope.
-
-Authentication comes first in each so an anonymous caller learns nothing, not even whether its
-body was valid.
-"""
+"""HTTP edges of the template service: the checked request in, :mod:`web.templates.service` called,
+its answer out."""
 
 from __future__ import annotations
 
 from aiohttp import web
+from msgspec import UNSET
 
-from web.common.app_keys import settings_key
-from web.common.auth import Caller, caller_of, require_privileged
-from web.common.envelope import ok, page_meta
-from web.common.validation import json_body
+from models.template import DEFAULT_LANGUAGE
+from web.common.api import Reply
+from web.common.auth import Caller
+from web.common.envelope import page_meta
 from web.templates import service
+from web.templates.schemas import (
+    RenderRequest,
+    TemplateCreate,
+    TemplateListQuery,
+    TemplatePath,
+    TemplateQuery,
+    TemplateUpdate,
+    VersionsQuery,
+)
 
 
-def _caller(request: web.Request) -> Caller:
-    return caller_of(request, request.app[settings_key])
+async def create_template(request: web.Request, *, caller: Caller, body: TemplateCreate) -> dict:
+    return await service.create(request.app, caller, body)
 
 
-def _writer(request: web.Request) -> Caller:
-    """Templates are shared by every user's notifications, so only admin and service tokens edit them."""
-    caller = _caller(request)
-    require_privileged(caller)
-    return caller
+async def list_templates(request: web.Request, *, caller: Caller, query: TemplateListQuery) -> Reply:
+    items, total = await service.listing(request.app, query)
+    return Reply(items, meta=page_meta(total=total, limit=query.limit, page=query.page))
 
 
-async def create_template(request: web.Request) -> web.Response:
-    caller = _writer(request)
-    template = await service.create(request.app, caller, await json_body(request))
-    return ok(template, message="template created", status=201)
+async def get_template(request: web.Request, *, caller: Caller, path: TemplatePath, query: TemplateQuery) -> Reply:
+    asked = DEFAULT_LANGUAGE if query.language is UNSET else query.language
+    template = await service.get(request.app, path.code, asked)
+    found = template["language"]
+    return Reply(template, message="template found" if found == asked else f"no {asked!r} version; returned {found!r}")
 
 
-async def list_templates(request: web.Request) -> web.Response:
-    _caller(request)
-    items, total, page, limit = await service.listing(request.app, request)
-    return ok(items, message="templates", meta=page_meta(total=total, limit=limit, page=page))
+async def update_template(request: web.Request, *, caller: Caller, path: TemplatePath, body: TemplateUpdate) -> Reply:
+    template = await service.update(request.app, caller, path.code, body)
+    return Reply(template, message=f"template updated to version {template['version']}")
 
 
-async def get_template(request: web.Request) -> web.Response:
-    _caller(request)
-    code = service.code_of(request.match_info["code"])
-    asked = service.language_of(request.query.get("language"))
-    template = await service.get(request.app, code, asked)
-    message = (
-        "template found"
-        if template["language"] == asked
-        else (f"no {asked!r} version; returned {template['language']!r}")
-    )
-    return ok(template, message=message)
+async def list_versions(request: web.Request, *, caller: Caller, path: TemplatePath, query: VersionsQuery) -> Reply:
+    items, total = await service.versions(request.app, path.code, query)
+    return Reply(items, meta=page_meta(total=total, limit=query.limit, page=query.page))
 
 
-async def update_template(request: web.Request) -> web.Response:
-    caller = _writer(request)
-    code = service.code_of(request.match_info["code"])
-    template = await service.update(request.app, caller, code, await json_body(request))
-    return ok(template, message=f"template updated to version {template['version']}")
-
-
-async def list_versions(request: web.Request) -> web.Response:
-    _caller(request)
-    code = service.code_of(request.match_info["code"])
-    items, total, page, limit = await service.versions(request.app, request, code)
-    return ok(items, message="template versions, newest first", meta=page_meta(total=total, limit=limit, page=page))
-
-
-async def render_template(request: web.Request) -> web.Response:
-    _caller(request)
-    code = service.code_of(request.match_info["code"])
-    rendered = await service.render(request.app, code, await json_body(request))
-    return ok(rendered, message="template rendered")
+async def render_template(request: web.Request, *, caller: Caller, path: TemplatePath, body: RenderRequest) -> dict:
+    return await service.render(request.app, path.code, body)

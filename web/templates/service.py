@@ -1,4 +1,5 @@
-"""The template service's rules: request checks, the Redis cache, versioned writes and rendering.
+"""The template service's rules: Jinja2 syntax, the Redis cache, versioned writes and rendering (the
+requests arrive checked against :mod:`web.templates.schemas`).
 
 Handlers stay thin; everything here takes the application so it reaches the database (through
 ``in_db``, never on the loop), Redis, the shared :class:`Renderer` and its thread pool.
@@ -14,84 +15,44 @@ import asyncio
 import functools
 import json
 import logging
-import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import peewee
 import redis.exceptions
 from aiohttp import web
+from msgspec import UNSET
 
 from models.dao import templates as dao
 from models.redis_keys import TEMPLATE_TTL_S
-from models.template import DEFAULT_LANGUAGE, LANGUAGE_RE
+from models.template import DEFAULT_LANGUAGE
 from providers.rendering import Renderer, RenderError
-from web.common import validation as v
 from web.common.app import in_db
 from web.common.app_keys import redis_key, redis_keys_key
 from web.common.auth import Caller
 from web.common.envelope import ApiError
+from web.templates.schemas import (
+    CHANGES,
+    RenderRequest,
+    TemplateCreate,
+    TemplateListQuery,
+    TemplateUpdate,
+    VersionsQuery,
+)
 
 log = logging.getLogger(__name__)
 
 renderer_key = web.AppKey("template_renderer", Renderer)
 render_executor_key = web.AppKey("template_render_executor", ThreadPoolExecutor)
 
-CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-MAX_CONTENT = 100_000
-#: RFC 5322's line limit: a longer subject could not be sent as one header line.
-MAX_SUBJECT = 998
-MAX_NAME = 200
-MAX_DESCRIPTION = 2000
 
-CREATE_FIELDS = {"code", "name", "description", "subject", "content", "language"}
-UPDATE_FIELDS = {"name", "description", "subject", "content", "language", "is_active"}
-RENDER_FIELDS = {"variables", "language"}
-
-
-# --- request checks -------------------------------------------------------------------------
-
-
-def language_of(value: Any, name: str = "language") -> str:
-    if value is None or value == "":
-        return DEFAULT_LANGUAGE
-    if not isinstance(value, str) or not LANGUAGE_RE.match(value):
-        raise v.fail(f"{name} must be a language tag such as 'en' or 'pt-BR'")
-    return value
-
-
-def code_of(value: str) -> str:
-    """A code from the path; one that could never have been created is simply not found."""
-    if not CODE_RE.match(value):
-        raise ApiError("NOT_FOUND", "no such template")
-    return value
-
-
-def _checked_syntax(app: web.Application, name: str, source: str) -> None:
+def _checked_syntax(app: web.Application, name: str, source: str | None) -> None:
+    if source is None:
+        return
     try:
         app[renderer_key].check_syntax(source)
     except RenderError as exc:
-        raise v.fail(f"{name}: {exc}") from None
-
-
-def _text_fields(app: web.Application, body: dict, *, creating: bool) -> dict[str, Any]:
-    """The fields shared by create and update, checked; absent optional ones are left out."""
-    out: dict[str, Any] = {}
-    name = v.string(body, "name", required=creating, max_len=MAX_NAME, single_line=True)
-    if name is not None:
-        out["name"] = name
-    if "description" in body:
-        out["description"] = v.string(body, "description", required=False, min_len=0, max_len=MAX_DESCRIPTION)
-    subject = v.string(body, "subject", required=False, min_len=0, max_len=MAX_SUBJECT, single_line=True)
-    if subject is not None:
-        _checked_syntax(app, "subject", subject)
-        out["subject"] = subject
-    content = v.string(body, "content", required=creating, max_len=MAX_CONTENT)
-    if content is not None:
-        _checked_syntax(app, "content", content)
-        out["content"] = content
-    return out
+        raise ApiError("VALIDATION_ERROR", f"{name}: {exc}") from None
 
 
 def creator_of(caller: Caller) -> str | None:
@@ -142,35 +103,27 @@ async def _cache_drop(app: web.Application, code: str, language: str) -> None:
 # --- operations -----------------------------------------------------------------------------
 
 
-async def create(app: web.Application, caller: Caller, body: dict) -> dict:
-    v.reject_unknown(body, CREATE_FIELDS)
-    code = v.string(body, "code", max_len=100)
-    if not CODE_RE.match(code):
-        raise v.fail("code must start with a lower-case letter or digit and use only a-z, 0-9, _ . -")
-    language = language_of(body.get("language"))
-    fields = _text_fields(app, body, creating=True)
-    fields.setdefault("subject", "")
-    fields.setdefault("description", None)
+async def create(app: web.Application, caller: Caller, body: TemplateCreate) -> dict:
+    _checked_syntax(app, "subject", body.subject)
+    _checked_syntax(app, "content", body.content)
+    fields = {name: getattr(body, name) for name in ("name", "description", "subject", "content")}
     try:
-        template = await in_db(app, dao.create, code=code, language=language, created_by=creator_of(caller), **fields)
+        template = await in_db(
+            app, dao.create, code=body.code, language=body.language, created_by=creator_of(caller), **fields
+        )
     except peewee.IntegrityError:
         template = None
     if template is None:
-        raise ApiError("CONFLICT", f"template {code!r} already exists in language {language!r}")
-    await _cache_drop(app, code, language)
+        raise ApiError("CONFLICT", f"template {body.code!r} already exists in language {body.language!r}")
+    await _cache_drop(app, body.code, body.language)
     return template.public()
 
 
-async def listing(app: web.Application, request: web.Request) -> tuple[list[dict], int, int, int]:
-    page, limit = v.paging(request)
-    language = request.query.get("language") or None
-    if language is not None:
-        language_of(language)
-    code = request.query.get("code") or None
-    if code is not None and not CODE_RE.match(code):
-        raise v.fail("code is not a valid template code")  # and NUL must never reach PostgreSQL
-    total, rows = await in_db(app, dao.listing, code=code, language=language, page=page, limit=limit)
-    return [t.public() for t in rows], total, page, limit
+async def listing(app: web.Application, query: TemplateListQuery) -> tuple[list[dict], int]:
+    code = None if query.code is UNSET else query.code
+    language = None if query.language is UNSET else query.language
+    total, rows = await in_db(app, dao.listing, code=code, language=language, page=query.page, limit=query.limit)
+    return [t.public() for t in rows], total
 
 
 async def get(app: web.Application, code: str, language: str) -> dict:
@@ -186,52 +139,50 @@ async def get(app: web.Application, code: str, language: str) -> dict:
     return public
 
 
-async def update(app: web.Application, caller: Caller, code: str, body: dict) -> dict:
-    v.reject_unknown(body, UPDATE_FIELDS)
-    language = language_of(body.get("language"))
-    changes = _text_fields(app, body, creating=False)
-    is_active = v.boolean(body, "is_active")
-    if is_active is not None:
-        changes["is_active"] = is_active
+async def update(app: web.Application, caller: Caller, code: str, body: TemplateUpdate) -> dict:
+    changes = {name: getattr(body, name) for name in CHANGES if getattr(body, name) is not None}
+    if body.description is not UNSET:
+        changes["description"] = body.description
     if not changes:
-        raise v.fail("nothing to update: give at least one of name, description, subject, content, is_active")
-    template = await in_db(app, dao.update, code, language, changes, creator_of(caller))
+        raise ApiError(
+            "VALIDATION_ERROR", "nothing to update: give at least one of name, description, subject, content, is_active"
+        )
+    _checked_syntax(app, "subject", body.subject)
+    _checked_syntax(app, "content", body.content)
+    template = await in_db(app, dao.update, code, body.language, changes, creator_of(caller))
     if template is None:
-        raise ApiError("NOT_FOUND", f"no template {code!r} in language {language!r}")
-    await _cache_drop(app, code, language)
+        raise ApiError("NOT_FOUND", f"no template {code!r} in language {body.language!r}")
+    await _cache_drop(app, code, body.language)
     return template.public()
 
 
-async def versions(app: web.Application, request: web.Request, code: str) -> tuple[list[dict], int, int, int]:
-    page, limit = v.paging(request)
-    language = language_of(request.query.get("language"))
-    found = await in_db(app, dao.versions, code, language, page=page, limit=limit)
+async def versions(app: web.Application, code: str, query: VersionsQuery) -> tuple[list[dict], int]:
+    language = DEFAULT_LANGUAGE if query.language is UNSET else query.language
+    found = await in_db(app, dao.versions, code, language, page=query.page, limit=query.limit)
     if found is None:
         raise ApiError("NOT_FOUND", f"no template {code!r} in language {language!r}")
     total, rows = found
-    return [r.public() for r in rows], total, page, limit
+    return [r.public() for r in rows], total
 
 
-async def render(app: web.Application, code: str, body: dict) -> dict:
+async def render(app: web.Application, code: str, body: RenderRequest) -> dict:
     """Render in a worker thread: a heavy template must not stall every other request on the loop."""
-    v.reject_unknown(body, RENDER_FIELDS)
-    variables = v.obj(body, "variables", default={})
-    template = await get(app, code, language_of(body.get("language")))
+    template = await get(app, code, body.language)
     job = functools.partial(
         app[renderer_key].render,
         subject=template.get("subject") or "",
         content=template["content"],
-        variables=variables,
+        variables=body.variables,
     )
     try:
         rendered = await asyncio.get_running_loop().run_in_executor(app[render_executor_key], job)
     except RenderError as exc:
-        raise v.fail(str(exc)) from None
+        raise ApiError("VALIDATION_ERROR", str(exc)) from None
     except Exception as exc:
         # The template is user content: whatever else it trips over is its fault, not the
         # service's, and the exception's text may describe internals, so only its kind is shown.
         log.warning("template %s failed to render: %r", code, exc)
-        raise v.fail(f"template failed to render ({type(exc).__name__})") from None
+        raise ApiError("VALIDATION_ERROR", f"template failed to render ({type(exc).__name__})") from None
     return {
         "subject": rendered.subject,
         "body": rendered.html,

@@ -1,4 +1,4 @@
-"""Assembly of the user service: the shared skeleton plus the users database and routes."""
+"""Assembly of the user service: the shared skeleton plus the users database and operations."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from aiohttp import web
 from models import passwords
 from settings import Settings
 from web.common import app_keys
-from web.common.app import add_routes, check_postgres, check_redis, create_base_app
-from web.users.routes import ROUTES
+from web.common.api import register
+from web.common.app import check_postgres, check_redis, create_base_app
+from web.users.operations import OPERATIONS
 
 
 async def _warm_dummy_hash(app: web.Application) -> None:
@@ -28,5 +29,5 @@ def create_app(settings: Settings) -> web.Application:
     )
     # Runs after the cleanup contexts' start-up half, so the executor exists by now.
     app.on_startup.append(_warm_dummy_hash)
-    add_routes(app, ROUTES)
+    register(app, OPERATIONS)
     return app

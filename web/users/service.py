@@ -1,4 +1,5 @@
-"""The user service's rules: validation, who may do what, password hashing and the profile cache.
+"""The user service's rules: who may do what, password hashing and the profile cache (the requests
+arrive checked against :mod:`web.users.schemas`).
 
 The cache value under ``user:<id>`` is exactly ``User.public()`` as JSON because the gateway reads
 the same key to learn a recipient's e-mail, push token and preferences. Redis is an accelerator
@@ -10,95 +11,51 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from typing import Any
 
+import msgspec
 import redis
 from aiohttp import web
+from msgspec import UNSET
 
 from models import passwords
 from models.dao import users as dao
 from models.redis_keys import USER_TTL_S
-from models.template import LANGUAGE_RE
-from models.user import ROLES
 from web.common import app_keys
-from web.common import validation as v
 from web.common.app import in_db
 from web.common.auth import Caller, issue_token
 from web.common.envelope import ApiError
 from web.common.login_limits import LoginLimiter, refusal
+from web.users.schemas import LoginRequest, Preferences, UserCreate, UserUpdate
 
 log = logging.getLogger(__name__)
 
-PASSWORD_MIN, PASSWORD_MAX = 8, 256
-PUSH_TOKEN_MAX = 4096
-CREATE_FIELDS = {"name", "email", "password", "push_token", "preferences", "role"}
-PATCH_FIELDS = {"name", "email", "password", "push_token", "preferences", "is_active", "role"}
 ADMIN_ONLY_FIELDS = ("role", "is_active")
-PREFERENCE_FIELDS = {"email", "push", "language"}
 #: One message for every failed login, so a response never tells which part was wrong.
 BAD_LOGIN = "invalid email or password"
 
 
-# --- validation ---------------------------------------------------------------------------------
-
-
-def _preferences(body: dict, *, partial: bool) -> dict[str, Any] | None:
-    """Checked preferences; on create, defaults filled in; on PATCH, only what was sent."""
-    prefs = v.obj(body, "preferences", default=None)
-    if prefs is None:
-        return None if partial else {"email": True, "push": True}
-    unknown = sorted(set(prefs) - PREFERENCE_FIELDS)
-    if unknown:
-        raise v.fail(f"unknown field(s) in preferences: {', '.join(unknown)}")
-    out: dict[str, Any] = {}
-    for channel in ("email", "push"):
-        if channel in prefs and prefs[channel] is not None and not isinstance(prefs[channel], bool):
-            raise v.fail(f"preferences.{channel} must be true or false")
-        if prefs.get(channel) is not None:
-            out[channel] = prefs[channel]
-        elif not partial:
-            out[channel] = True
-    if "language" in prefs:
-        language = prefs["language"]
-        if language is not None and (not isinstance(language, str) or not LANGUAGE_RE.match(language)):
-            raise v.fail('preferences.language must be a language tag such as "en", "fr" or "pt-BR"')
-        if language is not None or partial:
-            out["language"] = language
-    return out
-
-
-def _role(body: dict) -> str:
-    role = body["role"]
-    if role not in ROLES:
-        raise v.fail(f"role must be one of {', '.join(ROLES)}")
-    return role
-
-
-def _name(body: dict, *, required: bool) -> str | None:
-    return v.string(body, "name", required=required, max_len=200, single_line=True)
-
-
-def _password(body: dict, *, required: bool) -> str | None:
-    return v.string(body, "password", required=required, min_len=PASSWORD_MIN, max_len=PASSWORD_MAX)
-
-
-def _push_token(body: dict) -> str | None:
-    return v.string(body, "push_token", required=False, max_len=PUSH_TOKEN_MAX, single_line=True)
-
-
-def _require_admin_for(body: dict, caller: Caller | None) -> None:
-    sent = [name for name in ADMIN_ONLY_FIELDS if name in body]
+def _require_admin_for(body: UserCreate | UserUpdate, caller: Caller | None) -> None:
+    sent = [name for name in ADMIN_ONLY_FIELDS if getattr(body, name, UNSET) is not UNSET]
     if sent and (caller is None or caller.role != "admin"):
         raise ApiError("FORBIDDEN", f"only an admin may set {', '.join(sent)}")
 
 
-def path_user_id(raw: str) -> str:
-    """A malformed id cannot name a user, so it is a 404 like any unknown id."""
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise ApiError("NOT_FOUND", "user not found") from None
+def _preferences(prefs: Preferences | None, *, partial: bool) -> dict[str, Any] | None:
+    """On registration, every channel with its default; in a change, only what was sent (a
+    ``None`` language is then dropped by the query, a null channel left as it was)."""
+    if prefs is None:
+        return None if partial else {"email": True, "push": True}
+    out: dict[str, Any] = {}
+    for channel in ("email", "push"):
+        value = getattr(prefs, channel)
+        if value is not None:
+            out[channel] = value
+        elif not partial:
+            out[channel] = True
+    if prefs.language is not UNSET and (prefs.language is not None or partial):
+        out["language"] = prefs.language
+    return out
 
 
 def _check_access(caller: Caller, user_id: str) -> None:
@@ -154,34 +111,22 @@ async def _cpu(app: web.Application, fn, *args):
 # --- operations ---------------------------------------------------------------------------------
 
 
-async def create_user(app: web.Application, body: dict, caller: Caller | None) -> dict:
-    v.reject_unknown(body, CREATE_FIELDS)
+async def create_user(app: web.Application, body: UserCreate, caller: Caller | None) -> dict:
     _require_admin_for(body, caller)
     fields = {
-        "name": _name(body, required=True),
-        "email": v.email(body),
-        "push_token": _push_token(body),
-        "preferences": _preferences(body, partial=False),
-        "role": _role(body) if "role" in body else "user",
+        "name": body.name,
+        "email": body.email.lower(),
+        "push_token": body.push_token,
+        "preferences": _preferences(body.preferences, partial=False),
+        "role": "user" if body.role is UNSET else body.role,
     }
-    password = _password(body, required=True)
-    fields["password_hash"] = await _cpu(app, passwords.hash_password, password)
+    fields["password_hash"] = await _cpu(app, passwords.hash_password, body.password)
     try:
         user = await in_db(app, dao.create, **fields)
     except dao.EmailTaken:
         raise ApiError("CONFLICT", "a user with this email already exists") from None
     log.info("user created", extra={"user_id": str(user.id), "role": user.role})
     return user.public()
-
-
-def list_filters(query) -> dict[str, str]:
-    """The listing's optional filters: ``email`` (exact) and ``search`` (part of an e-mail or name)."""
-    out = {}
-    for name in ("email", "search"):
-        value = query.get(name) or None
-        if value is not None:
-            out[name] = v.string({name: value}, name, max_len=320, single_line=True)
-    return out
 
 
 async def list_users(
@@ -207,31 +152,20 @@ async def get_user(app: web.Application, caller: Caller, user_id: str) -> dict:
     return public
 
 
-async def update_user(app: web.Application, caller: Caller, user_id: str, body: dict) -> dict:
+async def update_user(app: web.Application, caller: Caller, user_id: str, body: UserUpdate) -> dict:
     _check_access(caller, user_id)
-    v.reject_unknown(body, PATCH_FIELDS)
-    if not body:
-        raise v.fail(f"nothing to update; send any of {', '.join(sorted(PATCH_FIELDS))}")
+    sent = {name: value for name, value in msgspec.structs.asdict(body).items() if value is not UNSET}
+    if not sent:
+        raise ApiError(
+            "VALIDATION_ERROR", f"nothing to update; send any of {', '.join(sorted(body.__struct_fields__))}"
+        )
     _require_admin_for(body, caller)
-    changes: dict[str, Any] = {}
-    if "name" in body:
-        changes["name"] = _name(body, required=True)
-    if "email" in body:
-        changes["email"] = v.email(body)
-    if "push_token" in body:
-        changes["push_token"] = _push_token(body)
-    if "role" in body:
-        changes["role"] = _role(body)
-    if "is_active" in body:
-        if not isinstance(body["is_active"], bool):
-            raise v.fail("is_active must be true or false")
-        changes["is_active"] = body["is_active"]
-    preferences = _preferences(body, partial=True) if "preferences" in body else None
-    if "preferences" in body and preferences is None:
-        raise v.fail("preferences must be a JSON object")
-    if "password" in body:
-        password = _password(body, required=True)
-        changes["password_hash"] = await _cpu(app, passwords.hash_password, password)
+    changes = {k: v for k, v in sent.items() if k in ("name", "push_token", "role", "is_active")}
+    if "email" in sent:
+        changes["email"] = body.email.lower()
+    preferences = _preferences(body.preferences, partial=True) if "preferences" in sent else None
+    if "password" in sent:
+        changes["password_hash"] = await _cpu(app, passwords.hash_password, body.password)
     try:
         user = await in_db(app, dao.update, user_id, changes, preferences=preferences)
     except dao.EmailTaken:
@@ -239,7 +173,7 @@ async def update_user(app: web.Application, caller: Caller, user_id: str, body: 
     if user is None:
         raise ApiError("NOT_FOUND", "user not found")
     await _cache_drop(app, user_id)
-    log.info("user updated", extra={"user_id": user_id, "fields": sorted(body)})
+    log.info("user updated", extra={"user_id": user_id, "fields": sorted(sent)})
     return user.public()
 
 
@@ -253,12 +187,10 @@ async def deactivate_user(app: web.Application, caller: Caller, user_id: str) ->
     return user.public()
 
 
-async def login(app: web.Application, body: dict, *, address: str) -> dict:
+async def login(app: web.Application, body: LoginRequest, *, address: str) -> dict:
     """A token for a right e-mail and password of an active user; ``address`` is the client's, for
     the brute-force limits (:mod:`web.common.login_limits`), judged before the password."""
-    v.reject_unknown(body, {"email", "password"})
-    email = v.string(body, "email", max_len=320).lower()
-    password = v.string(body, "password", max_len=1024)
+    email = body.email.lower()
     limiter = LoginLimiter(redis=app[app_keys.redis_key], keys=app[app_keys.redis_keys_key])
     wait = await limiter.wait_s(email, address)
     if wait:
@@ -267,7 +199,7 @@ async def login(app: web.Application, body: dict, *, address: str) -> dict:
     user = await in_db(app, dao.get_by_email, email)
     # Verify even when there is no such user, so the answer takes the same time either way.
     stored = user.password_hash if user is not None else await _cpu(app, passwords.dummy_hash)
-    good = await _cpu(app, passwords.verify_password, password, stored)
+    good = await _cpu(app, passwords.verify_password, body.password, stored)
     if user is None or not good or not user.is_active:
         await limiter.failed(email, address)
         raise ApiError("UNAUTHORIZED", BAD_LOGIN)

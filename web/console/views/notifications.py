@@ -12,8 +12,7 @@ from aiohttp import web
 
 from models.dao import notifications as dao
 from models.notification import CHANNELS, FAILED, STATUSES, Notification
-from web.common.validation import CONTROL_RE
-from web.console.pages import admin, db, pages, paging, render, services
+from web.console.pages import CONTROL_RE, admin, db, pages, paging, render, services
 from web.console.services import ServiceError, Unavailable
 
 LIMIT = 25

@@ -7,8 +7,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from web.common.validation import CONTROL_RE
-from web.console.pages import PREFIX, admin, audit, pages, paging, redirect, render, services
+from web.console.pages import CONTROL_RE, PREFIX, admin, audit, pages, paging, redirect, render, services
 
 LIMIT = 25
 #: How much of a push token the console shows: its end, enough to tell two apart.
