@@ -139,7 +139,9 @@ def test_query_strings_are_converted_and_named():
         convert({"limit": "500"}, PageQuery)
     with pytest.raises(ApiError, match=r"^page: must be an integer, not a string$"):
         convert({"page": "two"}, PageQuery)
-    with pytest.raises(ApiError, match=r"^status: must be one of: cancelled, delivered, expired, failed, pending, scheduled$"):
+    with pytest.raises(
+        ApiError, match=r"^status: must be one of: cancelled, delivered, expired, failed, pending, scheduled$"
+    ):
         convert({"status": "bogus"}, NotificationQuery)
     with pytest.raises(ApiError, match=r"^user_id: must be a UUID$"):
         convert({"user_id": ""}, NotificationQuery)

@@ -12,6 +12,7 @@ from web.common.app import in_db
 from web.common.app_keys import correlation_id_key
 from web.common.auth import Caller
 from web.common.envelope import ApiError, page_meta
+from web.gateway import cancelling
 from web.gateway.app_keys import pipeline_key
 from web.gateway.schemas import ChannelPath, NotificationPath, NotificationQuery, Receipt, SendRequest
 
@@ -23,6 +24,11 @@ async def send_notification(request: web.Request, *, caller: Caller, body: SendR
     if accepted.replayed:
         return Reply(accepted.data, status=200, message="already accepted (idempotent replay)", headers=REPLAYED)
     return Reply(accepted.data)
+
+
+async def cancel_notification(request: web.Request, *, caller: Caller, path: NotificationPath) -> Reply:
+    row = await cancelling.cancel(request.app, caller, path.notification_id)
+    return Reply(row.public(), message="notification cancelled")
 
 
 async def get_notification(request: web.Request, *, caller: Caller, path: NotificationPath) -> dict:

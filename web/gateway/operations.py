@@ -6,9 +6,11 @@ from __future__ import annotations
 from messaging.dead_letters import MAX_SCAN
 from web.common.api import Operation
 from web.common.fields import PageQuery
-from web.gateway import dead_letters, handlers
+from web.gateway import batch, dead_letters, handlers
 from web.gateway.schemas import (
     Accepted,
+    BatchRequest,
+    BatchResult,
     ChannelPath,
     DeadLetter,
     DeadLetterReplay,
@@ -77,6 +79,41 @@ OPERATIONS = [
             },
         },
         examples={"welcome": WELCOME_ADA},
+    ),
+    Operation(
+        "POST",
+        "/api/v1/notifications/batch",
+        "sendNotificationBatch",
+        "Send up to 1,000 notifications at once",
+        batch.send_batch,
+        tags=("notifications",),
+        description="Each item is judged exactly as if it had been sent alone (its own checks, idempotency and rate "
+        "limit); the results come in request order, each with the status code, data or error it would have had "
+        "alone. Only a malformed envelope (no list, no item, more than 1,000 items, a body over the size limit) "
+        "refuses the whole batch.",
+        body=BatchRequest,
+        response=BatchResult,
+        message="batch judged",
+        examples={"two": {"notifications": [WELCOME_ADA, {**WELCOME_ADA, "request_id": "signup-43"}]}},
+    ),
+    Operation(
+        "POST",
+        "/api/v1/notifications/{notification_id}/cancel",
+        "cancelNotification",
+        "Cancel a notification not yet handed to the provider",
+        handlers.cancel_notification,
+        tags=("notifications",),
+        description="While it is scheduled or pending: 200 with the notification, now cancelled; it is never sent. "
+        "Anyone who may read it may cancel it.",
+        path_params=NotificationPath,
+        response=Notification,
+        errors=(409,),
+        notes={
+            409: "CONFLICT: already delivered, failed, cancelled or expired, or being handed to the provider at "
+            "this moment."
+        },
+        not_found=NOT_FOUND,
+        message="notification cancelled",
     ),
     Operation(
         "GET",

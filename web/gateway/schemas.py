@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
-from models.notification import CHANNELS, DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, STATUSES
+from models.notification import CHANNELS, DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, MODES, STATUSES
 from web.common.decoding import invalid
 from web.common.fields import (
     MAX_OBJECT_BYTES,
@@ -28,6 +28,9 @@ from web.common.fields import (
 )
 
 MAX_LINK = 2048
+#: How far ahead ``send_at`` may be, and how far ahead it must be to make a send scheduled.
+MAX_SCHEDULE_AHEAD = dt.timedelta(days=30)
+SCHEDULE_AFTER = dt.timedelta(seconds=1)
 #: Receipt times Herald takes: years 1900 to 2999 (any date-time further out is a provider's error).
 RECEIPT_YEARS = r"^(19|2[0-9])[0-9][0-9]-"
 
@@ -70,9 +73,40 @@ class SendRequest(Struct, forbid_unknown_fields=True):
     ) = None
     priority: Annotated[int, Meta(ge=MIN_PRIORITY, le=MAX_PRIORITY, description="10 is the highest.")] | None = None
     metadata: json_object("Kept with the notification; at most 64 KiB as JSON.") | None = None
+    send_at: (
+        Annotated[
+            dt.datetime,
+            Meta(
+                tz=True,
+                description="Send it then, not now (ISO 8601 with an offset, at most 30 days ahead); more than a "
+                "second ahead makes it scheduled.",
+            ),
+        ]
+        | None
+    ) = None
+    expires_at: (
+        Annotated[
+            dt.datetime,
+            Meta(
+                tz=True,
+                description="Never send it after this (ISO 8601 with an offset): not handed to the provider by "
+                "then, it ends expired. Must be after now and after send_at.",
+            ),
+        ]
+        | None
+    ) = None
 
     def __post_init__(self) -> None:
         fill_defaults(self)
+        now = dt.datetime.now(dt.UTC)
+        if self.send_at is not None:
+            if self.send_at > now + MAX_SCHEDULE_AHEAD:
+                raise invalid("send_at", "must be at most 30 days ahead")
+            self.send_at = self.send_at.astimezone(dt.UTC)
+        if self.expires_at is not None:
+            self.expires_at = self.expires_at.astimezone(dt.UTC)
+            if self.expires_at <= now or (self.send_at is not None and self.expires_at <= self.send_at):
+                raise invalid("expires_at", "must be after now and after send_at")
         for name in ("variables", "metadata"):
             if oversized(getattr(self, name)):
                 raise invalid(name, f"must be at most {MAX_OBJECT_BYTES} bytes as JSON")
@@ -94,13 +128,26 @@ class SendRequest(Struct, forbid_unknown_fields=True):
             "request_id": self.request_id,
             "priority": self.priority,
             "metadata": self.metadata,
+            **{
+                name: _iso(getattr(self, name)) for name in ("send_at", "expires_at") if getattr(self, name) is not None
+            },
         }
+
+    @property
+    def scheduled(self) -> bool:
+        """Due more than :data:`SCHEDULE_AFTER` from now: recorded ``scheduled``, published when due."""
+        return self.send_at is not None and self.send_at > dt.datetime.now(dt.UTC) + SCHEDULE_AFTER
+
+
+def _iso(value: dt.datetime) -> str:
+    """UTC with an explicit Z, as every timestamp Herald answers with."""
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class Accepted(Struct):
     notification_id: Annotated[str, Meta(description="The new notification's id.")]
     request_id: str
-    status: Literal["pending"]
+    status: Annotated[Literal["pending", "scheduled"], Meta(description="scheduled when send_at is ahead.")]
     created_at: Annotated[Timestamp, Meta(description="When it was accepted.")]
 
 
@@ -116,7 +163,10 @@ class Notification(Struct):
     user_id: uuid.UUID
     notification_type: Literal[CHANNELS]
     template_code: str
-    status: Annotated[Literal[STATUSES], Meta(description="pending until delivered or failed.")]
+    status: Annotated[
+        Literal[STATUSES],
+        Meta(description="scheduled -> pending -> delivered | failed; scheduled or pending -> cancelled | expired."),
+    ]
     priority: Annotated[int, Meta(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
     retry_count: Annotated[int, Meta(ge=0, description="Retries made: attempts minus one.")]
     error: str | None
@@ -124,6 +174,9 @@ class Notification(Struct):
     created_at: Timestamp
     updated_at: Timestamp
     delivered_at: Timestamp | None
+    send_at: Timestamp | None
+    expires_at: Timestamp | None
+    mode: Annotated[Literal[MODES], Meta(description="test: sent with an hk_test_ key, never reaches a provider.")]
     attempts: Annotated[list[Attempt], Meta(description="The history, oldest first.")]
 
 
@@ -185,3 +238,34 @@ class DeadLetterReplay(Struct):
         Literal["replayed", "already_delivered"], Meta(description="already_delivered: removed without a resend.")
     ]
     status: Literal["pending", "delivered"]
+
+
+#: Most sends one batch may carry.
+MAX_BATCH = 1000
+
+
+class BatchRequest(Struct, forbid_unknown_fields=True):
+    """Up to 1,000 sends; each is judged exactly as if sent alone, so a bad item is that item's 400
+    and only a malformed envelope refuses the batch."""
+
+    notifications: Annotated[
+        list[Raw],
+        Meta(
+            min_length=1,
+            max_length=MAX_BATCH,
+            description="Send requests, each as POST /api/v1/notifications/ takes it (SendRequest); an item "
+            "that is not one is that item's 400, not the batch's.",
+        ),
+    ]
+
+
+class BatchItem(Struct):
+    index: Annotated[int, Meta(ge=0, description="The item's position in the request.")]
+    status_code: Annotated[int, Meta(description="202, 200 for a replay, or the error's HTTP status.")]
+    data: Accepted | None
+    error: Annotated[str | None, Meta(description="The error code when the item was refused.")]
+    message: str
+
+
+class BatchResult(Struct):
+    results: Annotated[list[BatchItem], Meta(description="One per item, in request order.")]

@@ -23,7 +23,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from logs import log_context
 from models.base import iso, utcnow
 from models.dao import notifications as dao
-from models.notification import PENDING
+from models.notification import PENDING, SCHEDULED
 from models.status_writer import queue_status, row_status, status_hash
 from models.template import DEFAULT_LANGUAGE
 from providers.rendering import Renderer, RenderError
@@ -57,6 +57,8 @@ class Attempt:
     correlation_id: str
     notification_id: str
     created_at: dt.datetime
+    #: ``scheduled`` when due later (recorded only, published by the due-time loop), else ``pending``.
+    status: str
 
 
 class SendPipeline:
@@ -100,6 +102,7 @@ class SendPipeline:
             correlation_id=correlation_id,
             notification_id=str(uuid.UUID(int=self._ids.getrandbits(128), version=4)),
             created_at=utcnow(),
+            status=SCHEDULED if req.scheduled else PENDING,
         )
         created = iso(attempt.created_at)
         status_key = self.app[app_keys.redis_keys_key].notification(attempt.notification_id)
@@ -110,7 +113,7 @@ class SendPipeline:
             pipe,
             status_key,
             status_hash(
-                notification_id=attempt.notification_id, status=PENDING, created_at=created, updated_at=created
+                notification_id=attempt.notification_id, status=attempt.status, created_at=created, updated_at=created
             ),
         )
         self.limiter.queue_take(pipe, user_id, req.notification_type)
@@ -220,6 +223,7 @@ class SendPipeline:
             "created_at": created,
             "template": {key: template.get(key) for key in ("language", "version", "subject", "content")},
             "mode": attempt.caller.mode,
+            "expires_at": iso(req.expires_at),
         }
         row = dict(
             notification_id=nid,
@@ -229,22 +233,25 @@ class SendPipeline:
             user_id=attempt.user_id,
             template_code=req.template_code,
             notification_type=req.notification_type,
-            status=PENDING,
+            status=attempt.status,
             priority=req.priority,
             metadata=req.metadata,
             mode=attempt.caller.mode,
             correlation_id=attempt.correlation_id,
             template_language=template.get("language"),
             template_version=template.get("version"),
+            send_at=_naive(req.send_at),
+            expires_at=_naive(req.expires_at),
             created_at=now,
             updated_at=now,
         )
-        data = {"notification_id": nid, "request_id": req.request_id, "status": PENDING, "created_at": created}
-        entry = Entry(
-            row=row,
-            record=(attempt.caller.sub, req.request_id, attempt.digest, data),
-            message=self.publisher.message(body=body, correlation_id=attempt.correlation_id),
-        )
+        message = None
+        if attempt.status == SCHEDULED:  # the row keeps the message until the due-time loop publishes it
+            row["payload"] = {"body": body, "correlation_id": attempt.correlation_id}
+        else:
+            message = self.publisher.message(body=body, correlation_id=attempt.correlation_id)
+        data = {"notification_id": nid, "request_id": req.request_id, "status": attempt.status, "created_at": created}
+        entry = Entry(row=row, record=(attempt.caller.sub, req.request_id, attempt.digest, data), message=message)
         with log_context(notification_id=nid):
             try:
                 stored = await asyncio.wait_for(self.recorder.record(entry), PUBLISH_TIMEOUT_S)
@@ -282,6 +289,11 @@ class SendPipeline:
         return {
             "notification_id": row.notification_id,
             "request_id": row.request_id,
-            "status": PENDING,
+            "status": SCHEDULED if row.payload is not None else PENDING,  # what the first answer said
             "created_at": iso(row.created_at),
         }
+
+
+def _naive(value: dt.datetime | None) -> dt.datetime | None:
+    """UTC without its zone, as the timestamp columns store it."""
+    return None if value is None else value.astimezone(dt.UTC).replace(tzinfo=None)
