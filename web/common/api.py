@@ -20,8 +20,8 @@ from typing import Any, Literal
 import msgspec
 from aiohttp import web
 
-from web.common.app_keys import settings_key
-from web.common.auth import caller_of, require_admin, require_privileged
+from web.common.app_keys import api_keys_key, settings_key
+from web.common.auth import authenticate, caller_of, require_admin, require_privileged
 from web.common.decoding import convert, decode_body
 from web.common.envelope import ApiError, ok
 
@@ -109,7 +109,7 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
     async def endpoint(request: web.Request) -> web.StreamResponse:
         inputs: dict[str, Any] = {}
         if op.security != "none":  # auth first: an anonymous caller learns nothing, not even its errors
-            inputs["caller"] = caller = _authenticate(request, op.security)
+            inputs["caller"] = caller = await _authenticate(request, op.security)
             if op.access != "any":
                 ALLOWED[op.access](caller)
         if op.path_params is not None:
@@ -139,7 +139,11 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
     return endpoint
 
 
-def _authenticate(request: web.Request, security: Security):
+async def _authenticate(request: web.Request, security: Security):
+    """The caller: a JWT anywhere, an API key where the app takes keys (the gateway)."""
     if security == "optional" and "Authorization" not in request.headers:
         return None
-    return caller_of(request, request.app[settings_key])
+    api_keys = request.app.get(api_keys_key)
+    if api_keys is None:
+        return caller_of(request, request.app[settings_key])
+    return await authenticate(request, request.app[settings_key], api_keys)

@@ -23,3 +23,5 @@ http_client_key = web.AppKey("http_client", aiohttp.ClientSession)
 health_checks_key = web.AppKey("health_checks", dict)
 #: The request's correlation id (taken from X-Correlation-ID or generated).
 correlation_id_key = web.RequestKey("correlation_id", str)
+#: The API-key authenticator, on the gateway only (the services take JWTs, which it forwards).
+api_keys_key = web.AppKey("api_keys", object)

@@ -12,11 +12,11 @@ from models.redis_client import sync_client
 from models.status_writer import StatusWriter
 from providers.rendering import Renderer
 from settings import Settings
-from web.common import app_keys, swagger_ui
+from web.common import api_key_auth, app_keys, swagger_ui
 from web.common.api import register
 from web.common.app import check_redis, create_base_app
 from web.console import setup_console
-from web.gateway import operations, reference, routes
+from web.gateway import integration_operations, operations, reference, routes
 from web.gateway.app_keys import pipeline_key, publisher_key, status_writer_key
 from web.gateway.guards import Idempotency, RateLimiter
 from web.gateway.lookups import Lookups, ServiceClient
@@ -42,12 +42,22 @@ def create_app(settings: Settings, *, broker: dramatiq.Broker | None = None) -> 
     app[app_keys.metrics_key] = GatewayMetrics()  # the send-path counters and scrape-time gauges too
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(lambda app: _publisher_ctx(app, broker))
-    register(app, [*operations.OPERATIONS, *reference.OPERATIONS])
+    register(app, [*operations.OPERATIONS, *integration_operations.OPERATIONS, *reference.OPERATIONS])
+    app.cleanup_ctx.append(_api_keys_ctx)
     for method, path, handler in routes.forwarded_routes():
         app.router.add_route(method, path, handler)
     swagger_ui.setup(app)
     setup_console(app)
     return app
+
+
+async def _api_keys_ctx(app: web.Application):
+    """The API-key authenticator: keys are looked up in the notifications database, which only the
+    gateway has, so only the gateway takes them (it forwards a key's caller to the services)."""
+    authenticator = api_key_auth.for_app(app)
+    app[app_keys.api_keys_key] = authenticator
+    yield
+    await authenticator.flush()
 
 
 async def _http_ctx(app: web.Application):

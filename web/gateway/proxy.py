@@ -2,7 +2,9 @@
 
 The request goes on as it came (method, path, query, body, auth and correlation headers, and the
 client's address appended to ``X-Forwarded-For``); the service's answer comes back as it is. A
-service that cannot be reached is a 503 in the envelope.
+service that cannot be reached is a 503 in the envelope. The services take JWTs only: an API key
+(which only the gateway can look up) is checked here and forwarded as a one-minute service token
+carrying the key's caller (``apikey:<id>``), so a key works wherever a service token does.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from models import api_key
 from web.common import app_keys
 from web.common.app_keys import correlation_id_key
+from web.common.auth import issue_token
 from web.common.envelope import ApiError
 from web.common.login_limits import forwarded_for
 
 FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "X-Correlation-ID")
 FORWARDED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate", "Allow")
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=2)
+#: Lifetime of the service token an API key is forwarded as: one request's worth.
+FORWARDED_TOKEN_TTL_S = 60
 
 
 def forward_to(base_of):
@@ -29,6 +35,11 @@ def forward_to(base_of):
         headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
         headers["X-Correlation-ID"] = request[correlation_id_key]
         headers["X-Forwarded-For"] = forwarded_for(request)  # the login limits count by client address
+        bearer = headers.get("Authorization", "").partition(" ")[2].strip()
+        if api_key.looks_like_key(bearer):
+            caller = await request.app[app_keys.api_keys_key].authenticate(bearer)
+            token = issue_token(settings, sub=caller.sub, role=caller.role, ttl_s=FORWARDED_TOKEN_TTL_S)
+            headers["Authorization"] = f"Bearer {token}"
         body = await request.read() if request.can_read_body else None
         url = base_of(settings) + request.rel_url.raw_path_qs
         try:

@@ -20,6 +20,7 @@ from web.common import swagger_ui
 from web.common.api import Operation
 from web.common.openapi import build
 from web.common.openapi30 import to_openapi_30
+from web.gateway import integration_operations
 from web.gateway import operations as gateway_operations
 from web.templates import operations as templates_operations
 from web.users import operations as users_operations
@@ -39,10 +40,13 @@ DESCRIPTION = (
 )
 BEARER = (
     "HS256 JWT from POST /api/v1/auth/login; claims exp, iss, aud, sub (the user id) and role (admin, service or "
-    "user). Admin and service tokens act on any user; a user token only on itself."
+    "user). Admin and service tokens act on any user; a user token only on itself. Or an API key (hk_live_... or "
+    "hk_test_..., from POST /api/v1/api-keys/), which acts as a service token with caller apikey:<id>; a test key's "
+    "sends never reach a provider."
 )
 TAGS = [
     *gateway_operations.TAGS,
+    *integration_operations.TAGS,
     *users_operations.TAGS,
     *templates_operations.TAGS,
     {"name": "operations", "description": "Health and metrics (every service serves both on its own port)."},
@@ -106,7 +110,13 @@ def all_operations() -> list[Operation]:
         )
         for op in (*users_operations.OPERATIONS, *templates_operations.OPERATIONS)
     ]
-    return [*gateway_operations.OPERATIONS, *forwarded, *common_operations.OPERATIONS, *OPERATIONS]
+    return [
+        *gateway_operations.OPERATIONS,
+        *integration_operations.OPERATIONS,
+        *forwarded,
+        *common_operations.OPERATIONS,
+        *OPERATIONS,
+    ]
 
 
 @functools.cache
