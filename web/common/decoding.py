@@ -147,7 +147,8 @@ def _member(info: Any) -> Any:
         if isinstance(info, inspect.Metadata):
             info = info.type
             continue
-        rest = [t for t in info.types if not isinstance(t, (inspect.NoneType, inspect.UnsetType))]
+        # msgspec's inspect leaves UNSET out of a union's types already; only null is left to drop
+        rest = [t for t in info.types if not isinstance(t, inspect.NoneType)]
         if len(rest) != 1:
             return info
         info = rest[0]

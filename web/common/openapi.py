@@ -155,8 +155,9 @@ def _headers(*names: str) -> Doc:
 
 def _error_response(text: str, status: int, data: Doc | None = None) -> Doc:
     schema: Doc = {"$ref": REF.format(name="Error")}
-    if data is not None:
-        schema = {"allOf": [schema, {"type": "object", "properties": {"data": {"anyOf": [data, {"type": "null"}]}}}]}
+    if data is not None:  # the Error envelope with data allowed (an allOf could not widen its null data)
+        schema = _error_schema()
+        schema["properties"] = {**schema["properties"], "data": {"anyOf": [data, {"type": "null"}]}}
     return {
         "description": text,
         "headers": _headers(*ERROR_HEADERS.get(status, ())),

@@ -131,7 +131,7 @@ OPERATIONS = [
     ),
     Operation(
         "GET",
-        "/api/v1/notifications/{notification_id}",
+        "/api/v1/notifications/{notification_id:(?!batch/?$)[^/]+}",
         "getNotification",
         "A notification's status, attempts and timestamps",
         handlers.get_notification,

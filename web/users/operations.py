@@ -9,7 +9,7 @@ from msgspec import Meta
 
 from web.common.api import Operation
 from web.users import handlers
-from web.users.schemas import LoginRequest, Token, User, UserCreate, UserListQuery, UserPath, UserUpdate
+from web.users.schemas import LoginRefused, LoginRequest, Token, User, UserCreate, UserListQuery, UserPath, UserUpdate
 
 TAGS = [
     {"name": "auth", "description": "Log in for a bearer token."},
@@ -118,6 +118,7 @@ OPERATIONS = [
         body=LoginRequest,
         response=Token,
         errors=(401, 429),
+        error_data=LoginRefused,
         notes={
             401: "Unknown e-mail, wrong password or inactive user: one answer for all.",
             429: "Too many failed logins for this account or from this address; Retry-After says when to try.",

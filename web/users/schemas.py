@@ -82,6 +82,12 @@ class LoginRequest(Struct, forbid_unknown_fields=True):
     password: text(1, 1024, examples=("correct-horse-1",))
 
 
+class LoginRefused(Struct):
+    """``data`` of a 429 login: seconds until the failures are forgotten."""
+
+    retry_after: Annotated[int, Meta(ge=1)]
+
+
 class UserListQuery(PageQuery, forbid_unknown_fields=False):
     """The user list's filters (the operator console's user search)."""
 
