@@ -17,6 +17,7 @@ ROUTES = [
     ("GET", "/overview/live", overview.overview_live, None),
     ("GET", "/notifications", notifications.listing, None),
     ("GET", "/notifications/{notification_id}", notifications.detail, None),
+    ("POST", "/notifications/{notification_id}/cancel", notifications.cancel, None),
     ("GET", "/dead-letters", dead_letters.listing, None),
     ("POST", "/dead-letters/replay-all", dead_letters.replay_all, None),
     ("GET", "/dead-letters/purge", dead_letters.purge_confirm, None),

@@ -170,3 +170,29 @@ async def test_deactivate_goes_through_the_user_service_and_is_logged(stack, adm
     [line] = [r for r in caplog.records if getattr(r, "action", "") == "user deactivated"]
     assert line.admin_id == admin.id and line.user_id == ada["id"] and line.correlation_id
     await page(stack.client, "/admin/users/not-a-uuid", status=404)
+
+
+async def test_cancel_goes_through_the_apis_cancel_and_is_logged(stack, admin, caplog):
+    ada = await stack.create_user()
+    template = await stack.create_template()
+    sent = await stack.send(
+        notification_type="email",
+        user_id=ada["id"],
+        template_code=template["code"],
+        variables={"name": "Ada", "link": "https://example.com"},
+        request_id="console-cancel",
+    )
+    nid = (await sent.json())["data"]["notification_id"]
+    where = f"/admin/notifications/{nid}"
+    assert ">Cancel</button>" in await page(stack.client, where)
+    caplog.set_level(logging.INFO, logger="web.console.pages")
+    resp = await post_form(stack.client, f"{where}/cancel", from_page=where)
+    assert resp.status == 303 and resp.headers["Location"] == where
+    after = await page(stack.client, where)
+    assert "Cancelled: it will not be sent." in after and ">Cancel</button>" not in after
+    note = await (await stack.client.get(f"/api/v1/notifications/{nid}", headers=stack.auth())).json()
+    assert note["data"]["status"] == "cancelled"
+    [line] = [r for r in caplog.records if getattr(r, "action", "") == "notification cancelled"]
+    assert line.admin_id == admin.id and line.notification_id == nid
+    again = await post_form(stack.client, f"{where}/cancel", from_page=where)
+    assert "Not cancelled: the notification is already cancelled" in await page(stack.client, again.headers["Location"])

@@ -7,25 +7,41 @@ an e-mail in the search box is turned into a user id by the user service's API.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from models.dao import notifications as dao
-from models.notification import CHANNELS, FAILED, STATUSES, Notification
-from web.console.pages import CONTROL_RE, admin, db, pages, paging, render, services
+from models.notification import CHANNELS, FAILED, OPEN_STATUSES, STATUSES, Notification
+from web.common.auth import Caller
+from web.common.envelope import ApiError
+from web.console.pages import CONTROL_RE, PREFIX, admin, audit, db, gateway, pages, paging, redirect, render, services
 from web.console.services import ServiceError, Unavailable
+from web.gateway import cancelling
 
 LIMIT = 25
 MAX_SEARCH = 320
 
 
 def notification_actions(row: Notification) -> list[dict[str, Any]]:
-    """The buttons a notification's page offers, each ``{label, action}`` (a POST with the CSRF token).
+    """The buttons a notification's page offers, each ``{label, action}`` (a POST with the CSRF token):
+    ``Cancel`` while it is not yet handed to the provider."""
+    if row.status not in OPEN_STATUSES:
+        return []
+    return [{"label": "Cancel", "action": f"{PREFIX}/notifications/{quote(row.notification_id, safe='')}/cancel"}]
 
-    None yet: cancelling a notification that has not been sent arrives with that feature, as a
-    ``Cancel`` entry here for the statuses it applies to.
-    """
-    return []
+
+async def cancel(request: web.Request) -> web.Response:
+    """The API's cancel (:func:`web.gateway.cancelling.cancel`), as the signed-in admin."""
+    nid = request.match_info["notification_id"]
+    admin_id, _ = admin(request)
+    where = f"{PREFIX}/notifications/{quote(nid, safe='')}"
+    try:
+        await cancelling.cancel(gateway(request), Caller(sub=admin_id, role="admin"), nid)
+    except ApiError as exc:
+        return await redirect(request, where, notice=f"Not cancelled: {exc.message}.")
+    audit(request, "notification cancelled", notification_id=nid)
+    return await redirect(request, where, notice="Cancelled: it will not be sent.")
 
 
 async def _user_of_email(request: web.Request, email: str) -> str | None:
