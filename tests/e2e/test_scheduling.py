@@ -58,3 +58,30 @@ async def test_expiry_while_waiting_for_a_retry_ends_expired_not_failed(stack, s
     assert note["error"] and note["retry_count"] == 0
     assert queue_depth(stack.settings.rabbitmq_url, "failed.queue") == 0, "not dead-lettered"
     assert smtp.messages == []
+
+
+@pytest.mark.timeout(90)
+async def test_expiry_while_queued_ends_expired_when_a_worker_comes(stack, smtp, tmp_path):
+    user = await stack.create_user()
+    template = await stack.create_template()
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    nid = await send_one(stack, user, template, "queued-expiry", expires_at=expires.isoformat())
+    await asyncio.sleep(3)  # no worker yet: it expires waiting in email.queue
+    with worker({**stack.env, **smtp.env}, tmp_path / "worker.log", queues=QUEUES):
+        note = await wait_status(stack, nid, "expired", timeout=20)
+    assert [a["outcome"] for a in note["attempts"]] == ["expired"]
+    assert smtp.messages == [] and queue_depth(stack.settings.rabbitmq_url, "failed.queue") == 0
+
+
+@pytest.mark.timeout(90)
+async def test_a_scheduled_send_cancelled_before_its_time_is_never_sent(stack, smtp, tmp_path):
+    user = await stack.create_user()
+    template = await stack.create_template()
+    with worker({**stack.env, **smtp.env}, tmp_path / "worker.log", queues=QUEUES):
+        due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+        nid = await send_one(stack, user, template, "cancelled-early", send_at=due.isoformat())
+        resp = await stack.client.post(f"/api/v1/notifications/{nid}/cancel", headers=stack.auth())
+        assert resp.status == 200
+        await asyncio.sleep(6)  # past its time, with the due-time loop running
+    note = await wait_status(stack, nid, "cancelled", timeout=5)
+    assert smtp.messages == [] and [a["outcome"] for a in note["attempts"]] == ["cancelled"]
