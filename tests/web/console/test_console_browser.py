@@ -3,7 +3,8 @@ real port, with the user and template services, PostgreSQL, Redis and RabbitMQ b
 
 What a person does: sign in, be refused when not an admin, search a notification and read its
 timeline, replay a dead letter, edit a template and watch the preview change, restore a version,
-create and revoke an API key, sign out. The dead-letter queue's, and the screenshots', are in ``test_console_browser_queue.py``.
+create and revoke an API key, sign out. The dead-letter queue's, and the screenshots', are in
+``test_console_browser_queue.py``.
 """
 
 from __future__ import annotations
