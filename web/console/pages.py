@@ -23,13 +23,15 @@ log = logging.getLogger(__name__)
 #: A search or an id with a control character (NUL among them) cannot match anything stored.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 PREFIX = "/admin"
-#: The navigation bar, in order. API keys and webhooks join it when those features land.
+#: The navigation bar, in order.
 NAV = [
     (f"{PREFIX}/", "Overview"),
     (f"{PREFIX}/notifications", "Notifications"),
     (f"{PREFIX}/dead-letters", "Dead letters"),
     (f"{PREFIX}/templates", "Templates"),
     (f"{PREFIX}/users", "Users"),
+    (f"{PREFIX}/api-keys", "API keys"),
+    (f"{PREFIX}/webhooks", "Webhooks"),
 ]
 
 

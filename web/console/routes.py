@@ -1,12 +1,8 @@
-"""The console's URL table, relative to ``/admin`` (README, "Operator console").
-
-API keys (``/api-keys``) and webhooks (``/webhooks``) join this table, and the navigation in
-:mod:`web.console.pages`, when those features land.
-"""
+"""The console's URL table, relative to ``/admin`` (README, "Operator console")."""
 
 from __future__ import annotations
 
-from web.console.views import auth, dead_letters, notifications, overview, templates, users
+from web.console.views import auth, dead_letters, integrations, notifications, overview, templates, users
 
 #: (method, path, handler, name); a name is given where the session middleware needs to know it.
 ROUTES = [
@@ -32,4 +28,12 @@ ROUTES = [
     ("GET", "/users", users.listing, None),
     ("GET", "/users/{user_id}", users.detail, None),
     ("POST", "/users/{user_id}/deactivate", users.deactivate, None),
+    ("GET", "/api-keys", integrations.keys_listing, None),
+    ("POST", "/api-keys", integrations.key_create, None),
+    ("POST", "/api-keys/{key_id}/revoke", integrations.key_revoke, None),
+    ("GET", "/webhooks", integrations.hooks_listing, None),
+    ("POST", "/webhooks", integrations.hook_create, None),
+    ("GET", "/webhooks/{webhook_id}", integrations.hook_detail, None),
+    ("GET", "/webhooks/{webhook_id}/delete", integrations.hook_delete_confirm, None),
+    ("POST", "/webhooks/{webhook_id}/delete", integrations.hook_delete, None),
 ]

@@ -3,7 +3,8 @@ real port, with the user and template services, PostgreSQL, Redis and RabbitMQ b
 
 What a person does: sign in, be refused when not an admin, search a notification and read its
 timeline, replay a dead letter, edit a template and watch the preview change, restore a version,
-sign out. The dead-letter queue's, and the screenshots', are in ``test_console_browser_queue.py``.
+create and revoke an API key, sign out. The dead-letter queue's, and the screenshots', are in
+``test_console_browser_queue.py``.
 """
 
 from __future__ import annotations
@@ -137,3 +138,23 @@ async def test_edit_a_template_watch_the_preview_then_save_compare_and_restore(s
     assert await page.get_by_label("Content").input_value() == "<p>Hi <b>{{ name }}</b></p>"
     resp = await stack.client.get(f"/api/v1/templates/{code}", headers=stack.auth())
     assert (await resp.json())["data"]["version"] == 3
+
+
+async def test_create_and_revoke_an_api_key(stack, browser):
+    admin = await create_admin(stack)
+    page = await signed_in(browser, stack, admin.email, admin.password)
+    await page.get_by_role("link", name="API keys").click()
+    await page.get_by_role("heading", name="API keys").wait_for()
+    await page.get_by_label("Name").fill("shop backend")
+    await page.get_by_label("Mode").select_option("test")
+    await page.get_by_role("button", name="Create key").click()
+    key = await page.get_by_label("Key", exact=True).input_value()
+    assert key.startswith("hk_test_")
+    row = page.locator("tr[data-api-key]").filter(has_text="shop backend")
+    assert "test" in await row.inner_text()
+
+    await row.get_by_role("button", name=re.compile("^Revoke")).focus()
+    await page.keyboard.press("Enter")
+    await page.get_by_role("status").filter(has_text="is revoked.").wait_for()
+    assert key not in await page.content()
+    assert await row.get_by_role("button", name=re.compile("^Revoke")).count() == 0
