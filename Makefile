@@ -31,7 +31,7 @@ lint: install  ## ruff check and ruff format --check
 migrate: install  ## apply database migrations and create the bootstrap admin
 	$(BIN)/python -m scripts.migrate
 
-bench: install  ## load the gateway with wrk and measure end-to-end e-mail delivery (needs wrk, smtp-sink)
+bench: install  ## gateway and delivery curves, each beside its reference, charts in docs/bench (wrk, smtp-sink; ~12 min)
 	$(BIN)/python -m scripts.bench
 
 validate-deploy:  ## check docker-compose.yml, the entrypoint and the Helm chart (tools cached in var/tools)
