@@ -133,8 +133,15 @@ def _memory(results: dict, path: Path) -> str:
     rows: list[tuple[str, float]] = []
 
     def add(label: str, processes: list[dict]) -> None:
-        for p in processes:
-            rows.append((f"{label} {'parent' if p['root'] else 'child'}", p["rss_mib"]))
+        workers = label.startswith(("Herald workers", "thinnest"))
+        for i, p in enumerate(processes):
+            if p["root"]:
+                name = "dramatiq parent" if workers else "parent"
+            elif workers and p["threads"] <= 2:
+                name = "metrics exposition"
+            else:
+                name = f"process {i}"
+            rows.append((f"{label}: {name}", p["rss_mib"]))
 
     for role in ("gateway", "users", "templates", "http floor"):
         add(role, results["memory"].get(role, []))

@@ -47,5 +47,8 @@ SLOW_LATENCIES_MS = _ints("BENCH_SLOW_LATENCIES_MS", "200,1000")
 SLOW_THREADS = _ints("BENCH_SLOW_THREADS", "8,32")
 SLOW_WINDOW_S = _int("BENCH_SLOW_WINDOW_S", 15)
 
+#: BENCH_PROFILE=1: an extra gateway run and an extra drain under py-spy (see ``profile.py``).
+PROFILE = os.environ.get("BENCH_PROFILE", "") == "1"
+
 #: Seconds of the quiet window at the start: the machine's load from other work, before ours.
 QUIET_S = _int("BENCH_QUIET_S", 5)

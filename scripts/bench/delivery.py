@@ -10,16 +10,21 @@ Rates are counted at the sink, from a tenth of the messages on, so worker start-
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
+import signal
+import subprocess
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pika
 from dramatiq import Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from messaging.rabbitmq import message_count
-from scripts.bench import config, proc
+from scripts.bench import config, proc, profile
 from scripts.bench.gateway import wrk
 from scripts.bench.sinks import Sink, sink
 from scripts.bench.stack import Herald, delivered
@@ -27,6 +32,7 @@ from tests.support.ports import free_port
 from tests.support.processes import BIN, herald_process, wait_for
 
 QUEUE = "email.queue"
+_runs = itertools.count()
 
 
 def backlog(herald: Herald) -> int:
@@ -41,7 +47,7 @@ def backlog(herald: Herald) -> int:
 def top_up(herald: Herald, need: int, accept_per_s: float, progress) -> int:
     """Accept more sends (wrk, bounded to a minute a round, three rounds) until ``need`` wait."""
     have = backlog(herald)
-    for round_ in range(3):
+    for _ in range(3):
         if have >= need:
             break
         seconds = min(60, math.ceil((need - have) / max(accept_per_s, 50) * 1.2) + 1)
@@ -51,7 +57,7 @@ def top_up(herald: Herald, need: int, accept_per_s: float, progress) -> int:
             herald.lua_env,
             connections=config.REFERENCE_CONCURRENCY,
             duration=seconds,
-            run=f"t{need}-{round_}",
+            run=f"t{next(_runs)}",
         )
         have = backlog(herald)
     return have
@@ -67,7 +73,21 @@ def workers(herald: Herald, sink_: Sink, processes: int, threads: int):
     env |= {"dramatiq_prom_host": "127.0.0.1", "dramatiq_prom_db": str(prom), "PROMETHEUS_MULTIPROC_DIR": str(prom)}
     args = [str(BIN / "dramatiq"), "actors", "--processes", str(processes), "--threads", str(threads)]
     with herald_process([*args, "--queues", QUEUE], env, herald.logs / f"worker-{tag}.log") as worker:
-        yield worker
+        try:
+            yield worker
+        finally:
+            graceful_stop(worker)
+
+
+def graceful_stop(worker: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM to dramatiq's main process only, which stops its worker processes once: they finish
+    the messages in hand and give back the prefetched ones. (A signal to the whole process group
+    reaches each worker process twice, and dramatiq takes a second signal as "kill now", which
+    would cut sends short and leave mails the provider took unrecorded.)"""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.wait(timeout=timeout)
 
 
 @contextmanager
@@ -75,7 +95,10 @@ def floor_workers(herald: Herald, sink_: Sink, processes: int, threads: int):
     env = {"BENCH_FLOOR_AMQP_URL": herald.amqp_url, "BENCH_FLOOR_SMTP_PORT": str(sink_.port)}
     args = [str(BIN / "dramatiq"), "scripts.bench.floor_worker", "--processes", str(processes), "--threads"]
     with herald_process([*args, str(threads)], env, herald.logs / f"floor-{processes}x{threads}.log") as worker:
-        yield worker
+        try:
+            yield worker
+        finally:
+            graceful_stop(worker)
 
 
 def enqueue_floor(herald: Herald, n: int) -> None:
@@ -121,8 +144,9 @@ def _count_to(herald: Herald, sink_: Sink, n: int, roots: dict[str, int]) -> dic
     }
 
 
-def drain(herald: Herald, processes: int, threads: int, progress, *, floor: bool) -> dict:
-    """``DRAIN_MESSAGES`` mails into a fresh smtp-sink, by the thinnest worker or by Herald's."""
+def drain(herald: Herald, processes: int, threads: int, progress, *, floor: bool, spy: Path | None = None) -> dict:
+    """``DRAIN_MESSAGES`` mails into a fresh smtp-sink, by the thinnest worker or by Herald's;
+    with ``spy``, under py-spy, whose collapsed stacks go there."""
     n = config.DRAIN_MESSAGES
     who = "thinnest worker" if floor else "Herald"
     if floor:
@@ -133,7 +157,14 @@ def drain(herald: Herald, processes: int, threads: int, progress, *, floor: bool
     rows = delivered(herald.db_url)
     with sink(herald.logs) as sink_:
         with start(herald, sink_, processes, threads) as worker:
+            sampler = None
+            if spy:  # sampled once the workers are delivering, not while they start
+                wait_for(lambda: sink_.count() >= n // 10, timeout=config.DRAIN_TIMEOUT_S, what="deliveries")
+                sampler = profile.start(worker.pid, config.DRAIN_TIMEOUT_S, spy)
             result = _count_to(herald, sink_, n, {"workers": worker.pid, "sink": sink_.pid})
+            if sampler:
+                sampler.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+                sampler.wait(timeout=60)
             result["memory"] = proc.memory(worker.pid)
         result["sink_total"] = sink_.count()
     result |= {"processes": processes, "threads": threads, "sink": sink_.kind}

@@ -82,6 +82,7 @@ def curve(herald: Herald, floor_url: str, floor_pid: int, progress) -> list[dict
             "ratio": round(gateway["accepted_per_s"] / floor["rps"], 3),
             "p99_floor_request_times": round(gateway["p99_ms"] / request_time_ms),
             "cpu_ms_per_send": proc.per_unit(window, gateway["accepted"], background=floor_window),
+            "floor_cpu_ms_per_request": proc.per_unit(floor_window, floor["requests"])["floor"],
             "windows": {"floor": floor_window, "gateway": window},
         }
         points.append(point)

@@ -25,8 +25,10 @@ async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, de
             elif verb == b"DATA":
                 await asyncio.sleep(delay_s)  # where smtp-sink -w waits
                 writer.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                while await reader.readline() not in (b".\r\n", b""):
+                while (body := await reader.readline()) not in (b".\r\n", b""):
                     pass
+                if not body:
+                    break  # the client went away mid-message: nothing was accepted
                 delivered += 1
                 sys.stdout.write(f"mesg={delivered}\r")
                 sys.stdout.flush()
