@@ -132,13 +132,15 @@ def _count_to(herald: Herald, sink_: Sink, n: int, roots: dict[str, int]) -> dic
             break
         time.sleep(0.05)
     end = time.monotonic()
-    window = proc.spent(before, proc.snapshot(roots, herald.backends())) if before else None
+    backends = herald.backends()
+    window = proc.spent(before, proc.snapshot(roots, backends)) if before else None
     per_s = (count - at_mark[1]) / (end - at_mark[0]) if at_mark and end > at_mark[0] else 0.0
     return {
         "messages": count,
         "complete": count >= n,
         "per_s": round(per_s, 1),
         "first_mail_after_s": round(first - started, 1) if first else None,
+        "postgresql_connections": len(backends["postgresql"]),
         "cpu_ms_per_mail": proc.per_unit(window, count - at_mark[1], herald.background) if window else {},
         "window": window,
     }
@@ -187,7 +189,8 @@ def slow(herald: Herald, latency_ms: int, threads: int, progress, processes: int
             time.sleep(2 * latency_ms / 1000 + 1)  # every thread busy before the window opens
             before, base = proc.snapshot(roots, herald.backends()), sink_.count()
             time.sleep(config.SLOW_WINDOW_S)
-            window = proc.spent(before, proc.snapshot(roots, herald.backends()))
+            backends = herald.backends()
+            window = proc.spent(before, proc.snapshot(roots, backends))
             mails = sink_.count() - base
             memory = proc.memory(worker.pid)
         left, total = backlog(herald), sink_.count()
@@ -204,6 +207,7 @@ def slow(herald: Herald, latency_ms: int, threads: int, progress, processes: int
         "sink_cpu_share": round(sink_cpu / window["wall_s"], 3),
         "sink_mails_per_cpu_s": round(mails / sink_cpu) if sink_cpu else None,
         "backlog_left": left,
+        "postgresql_connections": len(backends["postgresql"]),
         "sink_total": total,
         "delivered_rows": delivered(herald.db_url) - rows,
         "cpu_ms_per_mail": proc.per_unit(window, mails, herald.background),

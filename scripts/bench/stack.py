@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 import urllib.request
 import uuid
 from contextlib import ExitStack
@@ -71,6 +72,7 @@ def _healthy(url: str) -> bool:
 def start(stack: ExitStack, logs: Path) -> Herald:
     """Private stores, migrations, the services (``WEB_PROCESSES`` each), a template and the users."""
     db_url = stack.enter_context(resources.postgres_database())
+    stack.callback(close_connections)
     prefix = stack.enter_context(resources.redis_prefix())
     amqp_url, _ = stack.enter_context(resources.rabbit_vhost())
     ports = {role: free_port() for role in ROLES}
@@ -126,15 +128,35 @@ def start(stack: ExitStack, logs: Path) -> Herald:
     return Herald(env, db_url, amqp_url, gateway, pids, lua_env, logs)
 
 
+_connections: dict[str, psycopg2.extensions.connection] = {}
+
+
 def _query(db_url: str, sql: str) -> list:
-    conn = psycopg2.connect(db_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            rows = cur.fetchall()
-        return [row[0] for row in rows] if rows and len(rows[0]) == 1 else rows
-    finally:
+    """One connection kept for the whole run, since the bench shares PostgreSQL (and its
+    ``max_connections``) with the machine's other work; refused or broken, it is retried for 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn = _connections.get(db_url)
+            if conn is None or conn.closed:
+                conn = _connections[db_url] = psycopg2.connect(db_url)
+                conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                rows = cur.fetchall()
+            return [row[0] for row in rows] if rows and len(rows[0]) == 1 else rows
+        except psycopg2.OperationalError:
+            _connections.pop(db_url, None)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def close_connections() -> None:
+    """Before the database is dropped."""
+    for conn in _connections.values():
         conn.close()
+    _connections.clear()
 
 
 def delivered(db_url: str) -> int:
