@@ -47,6 +47,7 @@ def _gateway(results: dict, path: Path) -> str:
     for x, y, p in zip(conns, accepted, points, strict=True):
         left.annotate(f"{p['ratio']:.3f}", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
     left.set(xscale="log", yscale="log", xlabel="offered concurrency (wrk connections)", ylabel="per second")
+    left.set_ylim(bottom=min(accepted) / 1.6)
     left.set_title("Accepted sends; labels: ratio to the floor", fontsize=10)
     for key, style in (("p50_ms", "o-"), ("p99_ms", "s-")):
         right.plot(conns, [p["gateway"][key] for p in points], style, color=HERALD, label=f"Herald {key[:3]}")
@@ -94,6 +95,7 @@ def _delivery(results: dict, path: Path) -> str:
     right.plot([50], [floor], "D", color=FLOOR, label="thinnest worker 2 x 8")
     ticks = sorted({max(p["latency_ms"], 50) for p in latency})
     right.set(xscale="log", yscale="log", xlabel="provider latency (ms; 0 drawn at 50)", ylabel="mails/s")
+    right.set_ylim(bottom=min(p["per_s"] for p in latency) / 1.6)
     _plain(right)
     right.set_xticks(ticks, ["0" if t == 50 else str(t) for t in ticks])
     right.set_title("Against provider latency (2 processes); labels: ratio to reference", fontsize=10)
