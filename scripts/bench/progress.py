@@ -15,7 +15,7 @@ class Progress:
     def __init__(self, stream=sys.stderr) -> None:
         self.stream = stream
         self.started = time.monotonic()
-        self.phase = "starting"
+        self.phase = ""
         self.tty = stream.isatty()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -39,8 +39,8 @@ class Progress:
     def __call__(self, phase: str) -> None:
         """Start a new phase."""
         with self._lock:
-            if self.tty:
-                self.stream.write("\n")
+            if self.tty and self.phase:
+                self.stream.write("\n")  # the finished phase keeps its line
             self.phase = phase
             self.stream.write(self._line() + ("" if self.tty else "\n"))
             self.stream.flush()
