@@ -34,7 +34,7 @@ contract: install  ## schemathesis against the gateway on the real services, SCH
 migrate: install  ## apply database migrations and create the bootstrap admin
 	$(BIN)/python -m scripts.migrate
 
-bench: install  ## load the gateway with wrk and measure end-to-end e-mail delivery (needs wrk, smtp-sink)
+bench: install  ## gateway and delivery curves, each beside its reference, charts in docs/bench (wrk, smtp-sink; ~12 min)
 	$(BIN)/python -m scripts.bench
 
 screenshots: install  ## retake the console's screenshots in docs/console/ (Debian's chromium, the local services)
