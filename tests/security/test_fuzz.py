@@ -345,6 +345,7 @@ GROUPS = {
     "dead-letters": lambda op: op.path.startswith("/api/v1/dead-letters"),
     "users-and-auth": lambda op: op.path.startswith(("/api/v1/users", "/api/v1/auth")),
     "templates": lambda op: op.path.startswith("/api/v1/templates"),
+    "api-keys-and-webhooks": lambda op: op.path.startswith(("/api/v1/api-keys", "/api/v1/webhooks")),
     "operations-and-docs": lambda op: not op.path.startswith("/api/"),
 }
 
