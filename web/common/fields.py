@@ -9,7 +9,6 @@ Python's ``$`` also matches before a final line break.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -82,7 +81,6 @@ def oversized(value: dict[str, Any]) -> bool:
 
 
 Timestamp = Annotated[dt.datetime, Meta(tz=True, description="UTC, ISO 8601 with Z")]
-Id = Annotated[uuid.UUID, Meta(description="A UUID.")]
 
 
 class PageQuery(Struct, forbid_unknown_fields=False):
