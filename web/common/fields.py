@@ -14,6 +14,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from models.template import LANGUAGE_RE
+
 #: Any text without NUL (PostgreSQL cannot store it).
 NO_NUL = r"^[^\x00]*$(?!\n)"
 #: One line: no control character at all (a mail header, a name, an id).
@@ -81,6 +83,8 @@ def oversized(value: dict[str, Any]) -> bool:
 
 
 Timestamp = Annotated[dt.datetime, Meta(tz=True, description="UTC, ISO 8601 with Z")]
+#: A language tag as templates and preferences take it ("en", "fr", "pt-BR").
+Language = Annotated[str, Meta(pattern=anchored(LANGUAGE_RE.pattern), examples=["pt-BR"])]
 
 
 class PageQuery(Struct, forbid_unknown_fields=False):
