@@ -9,11 +9,12 @@ Python's ``$`` also matches before a final line break.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
+
+from models.template import LANGUAGE_RE
 
 #: Any text without NUL (PostgreSQL cannot store it).
 NO_NUL = r"^[^\x00]*$(?!\n)"
@@ -82,7 +83,8 @@ def oversized(value: dict[str, Any]) -> bool:
 
 
 Timestamp = Annotated[dt.datetime, Meta(tz=True, description="UTC, ISO 8601 with Z")]
-Id = Annotated[uuid.UUID, Meta(description="A UUID.")]
+#: A language tag as templates and preferences take it ("en", "fr", "pt-BR").
+Language = Annotated[str, Meta(pattern=anchored(LANGUAGE_RE.pattern), examples=["pt-BR"])]
 
 
 class PageQuery(Struct, forbid_unknown_fields=False):

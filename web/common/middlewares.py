@@ -18,10 +18,11 @@ from logs import correlation_id_var
 from models.unavailable import UNAVAILABLE
 from web.common.app_keys import correlation_id_key, metrics_key
 from web.common.envelope import ApiError, error
+from web.common.fields import CORRELATION_ID
 
 log = logging.getLogger(__name__)
 
-_CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_CORRELATION_RE = re.compile(CORRELATION_ID)
 HEADER = "X-Correlation-ID"
 
 

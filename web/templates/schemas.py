@@ -14,13 +14,13 @@ from typing import Annotated, Any, ClassVar
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from models.template import DEFAULT_LANGUAGE, LANGUAGE_RE
+from models.template import DEFAULT_LANGUAGE
 from web.common.decoding import invalid
 from web.common.fields import (
     MAX_OBJECT_BYTES,
+    Language,
     PageQuery,
     Timestamp,
-    anchored,
     fill_defaults,
     json_object,
     line,
@@ -37,7 +37,6 @@ MAX_NAME = 200
 MAX_DESCRIPTION = 2000
 
 Code = Annotated[str, Meta(pattern=CODE_PATTERN, description="Unique per language.", examples=["welcome"])]
-Language = Annotated[str, Meta(pattern=anchored(LANGUAGE_RE.pattern), examples=["pt-BR"])]
 Name = line(1, MAX_NAME, examples=("Welcome",))
 Description = text(0, MAX_DESCRIPTION)
 Subject = line(0, MAX_SUBJECT, description="Jinja2 source of the e-mail subject or push title.")

@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from models.template import LANGUAGE_RE
 from models.user import ROLES
-from web.common.fields import NO_NUL, PageQuery, Timestamp, anchored, line, text
+from web.common import fields
+from web.common.fields import NO_NUL, PageQuery, Timestamp, line, text
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 PUSH_TOKEN_MAX = 4096
@@ -32,14 +32,7 @@ Email = Annotated[
 ]
 Password = text(PASSWORD_MIN, PASSWORD_MAX, description="Never returned or logged.", examples=("correct-horse-1",))
 PushToken = line(1, PUSH_TOKEN_MAX, description="The device's FCM registration token.")
-Language = Annotated[
-    str,
-    Meta(
-        pattern=anchored(LANGUAGE_RE.pattern),
-        description="Picks the template language; falls back to en.",
-        examples=["pt-BR"],
-    ),
-]
+Language = Annotated[fields.Language, Meta(description="Picks the template language; falls back to en.")]
 Role = Annotated[Literal[ROLES], Meta(description="Admin token only (403 otherwise); registration makes a user.")]
 
 
