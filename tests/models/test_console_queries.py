@@ -15,15 +15,7 @@ from models.dao import notifications as dao
 from models.dao import users
 from models.migrations import migrate
 from models.notification import DELIVERED, FAILED, PENDING, Notification
-
-
-@pytest.fixture
-def db(database_url):
-    dbs = bind_databases(users=database_url, notifications=database_url)
-    for database in dbs.distinct():
-        database.connect(reuse_if_open=True)
-    yield dbs
-    dbs.close()
+from tests.support.factories import notification
 
 
 @pytest.fixture
@@ -33,22 +25,6 @@ def sqlite_db(tmp_path):
     migrate(dbs)
     yield dbs
     dbs.close()
-
-
-def notification(**fields) -> Notification:
-    now = utcnow()
-    values = dict(
-        notification_id=str(uuid.uuid4()),
-        request_id=uuid.uuid4().hex,
-        caller="test",
-        user_id=uuid.uuid4(),
-        template_code="welcome",
-        notification_type="email",
-        status=PENDING,
-        created_at=now,
-        updated_at=now,
-    )
-    return Notification.create(**{**values, **fields})
 
 
 def check_search() -> None:

@@ -5,38 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-import pytest
-
-from models.base import bind_databases, utcnow
+from models.base import utcnow
 from models.dao import notifications as dao
 from models.dao import users
-from models.notification import FAILED, PENDING, REPLAYED, Notification
+from models.notification import FAILED, PENDING, REPLAYED
 from models.user import User
-
-
-@pytest.fixture
-def db(database_url):
-    dbs = bind_databases(users=database_url, notifications=database_url)
-    for database in dbs.distinct():
-        database.connect(reuse_if_open=True)
-    yield
-    dbs.close()
-
-
-def notification(**fields) -> Notification:
-    now = utcnow()
-    values = dict(
-        notification_id=str(uuid.uuid4()),
-        request_id=uuid.uuid4().hex,
-        caller="test",
-        user_id=uuid.uuid4(),
-        template_code="welcome",
-        notification_type="email",
-        status=PENDING,
-        created_at=now,
-        updated_at=now,
-    )
-    return Notification.create(**{**values, **fields})
+from tests.support.factories import notification
 
 
 def test_mark_replayed_then_unmark_restores_status_error_and_history(db):
