@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 import pytest
 
 from tests.e2e.test_delivery import queue_depth, wait_status
@@ -17,6 +18,7 @@ from web.common.auth import Caller
 from web.gateway import api_key_service as keys
 from web.gateway import webhook_service as hooks
 from web.gateway.app_keys import pipeline_key
+from web.gateway.schemas import SendRequest
 
 ADMIN = Caller(sub="admin-1", role="admin")
 
@@ -49,13 +51,16 @@ async def test_test_mode_sends_reach_no_provider_and_end_as_simulated(stack, smt
     template = await stack.create_template()
 
     async def send(user, channel: str, request_id: str) -> str:
-        body = {
-            "notification_type": channel,
-            "user_id": user["id"],
-            "template_code": template["code"],
-            "variables": {"name": "Ada", "link": "https://example.com"},
-            "request_id": request_id,
-        }
+        body = msgspec.convert(
+            {
+                "notification_type": channel,
+                "user_id": user["id"],
+                "template_code": template["code"],
+                "variables": {"name": "Ada", "link": "https://example.com"},
+                "request_id": request_id,
+            },
+            SendRequest,
+        )
         accepted = await app[pipeline_key].send(caller, body, correlation_id=f"corr-{request_id}")
         assert not accepted.replayed
         again = await app[pipeline_key].send(caller, body, correlation_id="corr-again")
