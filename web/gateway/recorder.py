@@ -83,13 +83,30 @@ class Recorder:
                 raise
             except Exception as exc:  # the INSERT itself failed: every send of the batch is refused
                 outcomes = [exc] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # its caller stopped waiting (timeout)
+            abandoned = []
+            for (entry, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # its caller stopped waiting (timeout) and answered 503
+                    if outcome is True:
+                        abandoned.append(entry)
                     continue
                 if isinstance(outcome, BaseException):
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)
+            if abandoned:
+                await self._withdraw(abandoned)
+
+    async def _withdraw(self, entries: list[Entry]) -> None:
+        """Sends recorded after their caller was answered 503 (the publish outlasted the wait): their
+        rows and idempotency records are deleted, so a worker drops their message (no record) and a
+        retry of the request is a new send, as the 503 said."""
+        ids = [entry.row["notification_id"] for entry in entries]
+        try:
+            await in_db(self.app, dao.delete_many, ids, atomic=False)
+            keys = [self.idempotency.keys.request(entry.record[0], entry.record[1]) for entry in entries]
+            await self.idempotency.redis.delete(*keys)
+        except Exception as exc:
+            log.error("sends answered 503 but recorded %s not withdrawn: %s", ids, type(exc).__name__)
 
     def _write(self, entries: list[Entry]) -> list[bool | Exception]:
         """On a database thread: insert the rows, publish the new ones, record their responses."""
