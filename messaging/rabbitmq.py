@@ -23,6 +23,7 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 
 from messaging import topology as queues
+from messaging.confirms import Publication
 from messaging.messages import BROKER_PRIORITY, CORRELATION_ID, ETA
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,32 @@ def with_defaults(url: str) -> str:
     for key, value in URL_DEFAULTS.items():
         query.setdefault(key, value)
     return urlunparse(parsed._replace(query=urlencode(query)))
+
+
+def target(queue_name: str) -> tuple[str, str]:
+    """(exchange, routing key) for a publish: bound queues through the exchange."""
+    if queue_name in queues.ROUTING_KEYS:
+        return queues.EXCHANGE, queues.ROUTING_KEYS[queue_name]
+    return "", queue_name
+
+
+def properties(message: Message) -> pika.BasicProperties:
+    """The AMQP properties every Herald message carries (persistent, with its priority)."""
+    return pika.BasicProperties(
+        delivery_mode=2,
+        priority=message.options.get(BROKER_PRIORITY),
+        correlation_id=message.options.get(CORRELATION_ID),
+        message_id=message.message_id,
+        timestamp=message.message_timestamp // 1000,
+        content_type="application/json",
+    )
+
+
+def publication(message: Message) -> Publication:
+    """A message due now as one ``basic.publish`` for :class:`messaging.confirms.ConfirmingPublisher`,
+    exactly as :meth:`HeraldBroker.enqueue` would publish it."""
+    exchange, routing_key = target(message.queue_name)
+    return Publication(exchange, routing_key, message.encode(), properties(message))
 
 
 class HeraldBroker(RabbitmqBroker):
@@ -92,12 +119,6 @@ class HeraldBroker(RabbitmqBroker):
 
     # -- publishing ---------------------------------------------------------------------------
 
-    def _target(self, queue_name: str) -> tuple[str, str]:
-        """(exchange, routing key) for a publish: bound queues through the exchange."""
-        if queue_name in queues.ROUTING_KEYS:
-            return queues.EXCHANGE, queues.ROUTING_KEYS[queue_name]
-        return "", queue_name
-
     def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
         """dramatiq's enqueue (2.2.1), publishing via the exchange with the documented AMQP properties."""
         canonical = message.queue_name
@@ -105,7 +126,7 @@ class HeraldBroker(RabbitmqBroker):
         if delay is not None:
             queue_name = dq_name(queue_name)
             message = message.copy(queue_name=queue_name, options={ETA: current_millis() + delay})
-        exchange, routing_key = self._target(queue_name)
+        exchange, routing_key = target(queue_name)
         attempts = 0
         while True:
             try:
@@ -115,14 +136,7 @@ class HeraldBroker(RabbitmqBroker):
                     exchange=exchange,
                     routing_key=routing_key,
                     body=message.encode(),
-                    properties=pika.BasicProperties(
-                        delivery_mode=2,
-                        priority=message.options.get(BROKER_PRIORITY),
-                        correlation_id=message.options.get(CORRELATION_ID),
-                        message_id=message.message_id,
-                        timestamp=message.message_timestamp // 1000,
-                        content_type="application/json",
-                    ),
+                    properties=properties(message),
                     mandatory=True,
                 )
                 self.emit_after("enqueue", message, delay)

@@ -11,6 +11,10 @@ import redis.asyncio as aioredis
 
 #: Seconds; a request that cannot reach Redis fails fast rather than holding a connection.
 SOCKET_TIMEOUT_S = 2.0
+#: Connections one web process opens at most. Beyond them a command waits (up to the socket
+#: timeout) for one to come free rather than failing: a burst of requests, or a batch of a
+#: thousand sends, queues briefly instead of answering 503.
+MAX_CONNECTIONS = 200
 
 _embedded_server = None
 
@@ -30,14 +34,16 @@ def async_client(url: str | None) -> aioredis.Redis:
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=embedded_server(), decode_responses=True)
-    return aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         socket_timeout=SOCKET_TIMEOUT_S,
         socket_connect_timeout=SOCKET_TIMEOUT_S,
         health_check_interval=30,
-        max_connections=200,
+        max_connections=MAX_CONNECTIONS,
+        timeout=SOCKET_TIMEOUT_S,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 def sync_client(url: str | None) -> redis.Redis:

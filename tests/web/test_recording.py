@@ -143,7 +143,7 @@ async def test_refused_publishes_in_a_burst_leave_no_row_and_may_be_sent_again(b
     assert sorted(_drain_queue(stack.env["RABBITMQ_URL"])) == sorted(ids)
 
 
-def test_a_publisher_shutting_down_refuses_each_message_of_a_batch():
+async def test_a_publisher_shutting_down_refuses_each_message_of_a_batch():
     """Publishes still queued when the gateway stops are refused (their rows are then deleted and
     the callers told 503), never reported as published."""
     from dramatiq.brokers.stub import StubBroker
@@ -155,8 +155,33 @@ def test_a_publisher_shutting_down_refuses_each_message_of_a_batch():
     publisher = Publisher(broker=broker)
     body = {"notification_id": "n-1", "notification_type": "email", "priority": 5}
     message = publisher.message(body=body, correlation_id="c")
-    assert publisher.publish_many_blocking([message]) == [None]
+    assert await publisher.publish_many([message]) == [None]
     publisher.executor.shutdown(wait=True)
-    outcomes = publisher.publish_many_blocking([message, message])
+    outcomes = await publisher.publish_many([message, message])
     assert [type(outcome) for outcome in outcomes] == [PublishError, PublishError]
     assert broker.queues["email.queue"].qsize() == 1
+
+
+async def test_a_send_whose_queue_was_deleted_is_published_once_the_queue_is_declared_again(burst_stack):
+    """Sends go out on a channel with pipelined confirms; one that comes back unroutable (an
+    operator deleted the queue) is published again through the broker, which declares the queue
+    first, so the caller still gets 202 and the message is on the queue, once."""
+    stack, user, template = burst_stack
+    url = stack.env["RABBITMQ_URL"]
+    first = await stack.send(**_send_body(user, template))
+    assert first.status == 202
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        connection.channel().queue_delete("email.queue")
+    finally:
+        connection.close()
+    resp = await stack.send(**_send_body(user, template))
+    assert resp.status == 202, await resp.text()
+    nid = (await resp.json())["data"]["notification_id"]
+    assert _drain_queue(url) == [nid]
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        declared = connection.channel().queue_declare("email.queue", passive=True)
+        assert declared.method.message_count == 0
+    finally:
+        connection.close()

@@ -157,3 +157,23 @@ async def test_only_a_malformed_envelope_refuses_the_whole_batch(stack):
         assert resp.status == 400, body if isinstance(body, list) else list(body)
     resp = await stack.client.post("/api/v1/notifications/batch", json={"notifications": [request(user, template)]})
     assert resp.status == 401
+
+
+async def test_a_full_batch_of_1000_is_accepted_and_recorded_once_each(aiohttp_server, aiohttp_client, env):
+    from tests.support.stack import start_stack
+
+    stack = await start_stack(aiohttp_server, aiohttp_client, {**env, "RATE_LIMIT_PER_HOUR": "1000"})
+    user, template = await ready(stack)
+    before = queued(stack.settings.rabbitmq_url)
+    items = [request(user, template, priority=1 + i % 10) for i in range(1000)]
+    resp = await stack.client.post("/api/v1/notifications/batch", json={"notifications": items}, headers=stack.auth())
+    assert resp.status == 200, await resp.text()
+    results = (await resp.json())["data"]["results"]
+    assert [r["status_code"] for r in results] == [202] * 1000, {
+        r["message"] for r in results if r["status_code"] != 202
+    }
+    ids = {r["data"]["notification_id"] for r in results}
+    assert len(ids) == 1000
+    assert queued(stack.settings.rabbitmq_url) == before + 1000, "each item published once"
+    listed = await stack.client.get(f"/api/v1/notifications/?user_id={user['id']}&limit=100", headers=stack.auth())
+    assert listed.status == 200

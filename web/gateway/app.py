@@ -69,15 +69,18 @@ async def _http_ctx(app: web.Application):
 
 async def _publisher_ctx(app: web.Application, broker: dramatiq.Broker | None):
     """The publisher and everything the send path builds on it; the blocking Redis client serves
-    the publishing threads (idempotency records, a dead-letter replay's status mirror)."""
+    the publishing threads (a dead-letter replay's status mirror)."""
     settings = app[app_keys.settings_key]
-    publisher = Publisher(broker=broker or HeraldBroker(url=settings.rabbitmq_url, middleware=[]))
+    if broker is None:
+        publisher = Publisher(broker=HeraldBroker(url=settings.rabbitmq_url, middleware=[]), url=settings.rabbitmq_url)
+    else:
+        publisher = Publisher(broker=broker)
     publisher.start()
     app[publisher_key] = publisher
     redis, redis_keys = app[app_keys.redis_key], app[app_keys.redis_keys_key]
     blocking_redis = sync_client(settings.redis_url)
     app[status_writer_key] = StatusWriter(redis=blocking_redis, keys=redis_keys)
-    idempotency = Idempotency(redis=redis, keys=redis_keys, blocking_redis=blocking_redis)
+    idempotency = Idempotency(redis=redis, keys=redis_keys)
     app[pipeline_key] = SendPipeline(
         app=app,
         lookups=Lookups(

@@ -3,13 +3,13 @@ it had been sent alone (README, "Batches").
 
 Every item goes through the same :class:`web.gateway.sending.SendPipeline` as a single send, all
 at once: its own validation, idempotency, checks and rate limit, and its own answer. Sending them
-together is what makes a batch cheap: the recorder gathers the accepted ones into multi-row
-INSERTs and publishes them across its channels, so their confirms arrive together.
+together is what makes a batch cheap: the Redis reads and claims of every item share one round
+trip, concurrent lookups of one user or template share one call to its service, and the recorder
+gathers the accepted items into multi-row INSERTs whose publishes are confirmed together.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import msgspec
@@ -28,32 +28,29 @@ _ITEM = msgspec.json.Decoder(SendRequest)
 
 
 async def send_batch(request: web.Request, *, caller: Caller, body: BatchRequest) -> dict:
-    pipeline, correlation_id = request.app[pipeline_key], request[correlation_id_key]
-
-    async def one(index: int, raw: msgspec.Raw) -> dict:
-        try:
-            item = _decode(raw)
-            accepted = await pipeline.send(caller, item, correlation_id=correlation_id)
-        except ApiError as exc:
-            return _item(index, exc.status, None, exc.code, exc.message)
-        except Exception:
-            log.exception("batch item %d failed", index)
-            return _item(index, STATUS_OF["INTERNAL_ERROR"], None, "INTERNAL_ERROR", "internal error")
-        if accepted.replayed:
-            return _item(index, 200, accepted.data, None, "already accepted (idempotent replay)")
-        return _item(index, 202, accepted.data, None, "notification accepted")
-
-    results = await asyncio.gather(*(one(i, raw) for i, raw in enumerate(body.notifications)))
-    return {"results": list(results)}
+    items = [_decode(raw) for raw in body.notifications]
+    outcomes = await request.app[pipeline_key].send_many(caller, items, correlation_id=request[correlation_id_key])
+    return {"results": [_result(index, outcome) for index, outcome in enumerate(outcomes)]}
 
 
-def _decode(raw: msgspec.Raw) -> SendRequest:
+def _result(index: int, outcome) -> dict:
+    if isinstance(outcome, ApiError):
+        return _item(index, outcome.status, None, outcome.code, outcome.message)
+    if isinstance(outcome, BaseException):
+        log.error("batch item %d failed", index, exc_info=outcome)
+        return _item(index, STATUS_OF["INTERNAL_ERROR"], None, "INTERNAL_ERROR", "internal error")
+    if outcome.replayed:
+        return _item(index, 200, outcome.data, None, "already accepted (idempotent replay)")
+    return _item(index, 202, outcome.data, None, "notification accepted")
+
+
+def _decode(raw: msgspec.Raw) -> SendRequest | ApiError:
     try:
         return _ITEM.decode(raw)
     except msgspec.ValidationError as exc:
-        raise ApiError("VALIDATION_ERROR", field_message(exc, SendRequest)) from None
+        return ApiError("VALIDATION_ERROR", field_message(exc, SendRequest))
     except (msgspec.DecodeError, RecursionError):
-        raise ApiError("VALIDATION_ERROR", "the item is not valid JSON") from None
+        return ApiError("VALIDATION_ERROR", "the item is not valid JSON")
 
 
 def _item(index: int, status: int, data, error: str | None, message: str) -> dict:

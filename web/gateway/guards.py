@@ -43,10 +43,9 @@ class Replay:
 
 
 class Idempotency:
-    def __init__(self, *, redis: aioredis.Redis, keys: RedisKeys, blocking_redis=None) -> None:
+    def __init__(self, *, redis: aioredis.Redis, keys: RedisKeys) -> None:
         self.redis = redis
         self.keys = keys
-        self.blocking_redis = blocking_redis
 
     def queue_claim(self, pipe, caller: str, request_id: str, digest: str) -> None:
         """Add the claim to ``pipe``: ``SET NX GET`` sets the key only if absent and returns what
@@ -86,18 +85,17 @@ class Idempotency:
     async def complete(self, caller: str, request_id: str, digest: str, data: dict) -> None:
         await self.redis.set(self.keys.request(caller, request_id), self._done(digest, data), ex=IDEMPOTENCY_TTL_S)
 
-    def complete_many_blocking(self, records: list[tuple[str, str, str, dict]]) -> None:
-        """:meth:`complete` for each (caller, request_id, digest, data), in one round trip from the
-        thread that just published them, sparing the event loop. If Redis fails here the sends
-        still stand: the claims expire and the rows' unique (caller, request_id) index answers a
-        replay instead."""
+    async def complete_many(self, records: list[tuple[str, str, str, dict]]) -> None:
+        """:meth:`complete` for each (caller, request_id, digest, data), in one round trip. If Redis
+        fails here the sends still stand: the claims expire and the rows' unique (caller,
+        request_id) index answers a replay instead."""
         if not records:
             return
-        pipe = self.blocking_redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for caller, request_id, digest, data in records:
             pipe.set(self.keys.request(caller, request_id), self._done(digest, data), ex=IDEMPOTENCY_TTL_S)
         try:
-            pipe.execute()
+            await pipe.execute()
         except redis.exceptions.RedisError as exc:
             log.warning("idempotency records not saved (%s); the database will answer replays", exc)
 

@@ -2,11 +2,14 @@
 
 The services fill and drop these cache keys themselves; the gateway only reads them, and on a
 miss asks the service (which fills the cache for the next request). The gateway calls the
-services with a short-lived service token it signs itself.
+services with a short-lived service token it signs itself. Identical calls in flight at once share
+one request: a batch to one user, or a burst after a cache entry was dropped, would otherwise send
+the service hundreds of identical GETs, queue behind the client's connection limit and time out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from urllib.parse import quote
@@ -32,6 +35,7 @@ class ServiceClient:
         self.session = session
         self._token = ""
         self._token_expires = 0.0
+        self._in_flight: dict[tuple, asyncio.Future] = {}
 
     def token(self) -> str:
         now = time.time()
@@ -42,7 +46,23 @@ class ServiceClient:
         return self._token
 
     async def get(self, base: str, path: str, *, correlation_id: str, params: dict | None = None) -> dict | None:
-        """The ``data`` of a GET, ``None`` on 404, :class:`ApiError` 503 when the service fails."""
+        """The ``data`` of a GET, ``None`` on 404, :class:`ApiError` 503 when the service fails.
+        Callers of the same GET while one is in flight share it (and its correlation id); the data
+        is shared too, so callers only read it."""
+        key = (base, path, tuple(sorted((params or {}).items())))
+        shared = self._in_flight.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self._get(base, path, correlation_id=correlation_id, params=params))
+            self._in_flight[key] = shared
+            shared.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(shared)
+
+    def _finished(self, key: tuple, done: asyncio.Future) -> None:
+        self._in_flight.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too, in case every caller stopped waiting
+
+    async def _get(self, base: str, path: str, *, correlation_id: str, params: dict | None) -> dict | None:
         headers = {"Authorization": f"Bearer {self.token()}", "X-Correlation-ID": correlation_id}
         try:
             async with self.session.get(base + path, params=params, headers=headers, timeout=SERVICE_TIMEOUT) as resp:

@@ -1,9 +1,12 @@
 """Publishing notifications to RabbitMQ from the event loop, without blocking it.
 
-pika is synchronous: each publish (with its publisher confirm) runs in a small thread pool whose
-threads each own a channel (dramatiq's broker keeps connections per thread). The gateway declares
-the whole topology in the background at start and keeps retrying while RabbitMQ is away;
-``ready`` turns true once it has, and ``/health`` reports RabbitMQ down until then.
+Accepted sends are published on one channel of a connection that runs on the event loop, their
+publisher confirms pipelined (:mod:`messaging.confirms`): a flush of the recorder, or a batch of a
+thousand sends, costs about one round trip. Everything else (declaring the topology, queue depths,
+the health check, a dead-letter replay) uses dramatiq's synchronous broker on a small thread pool,
+whose threads each own a channel. The gateway declares the whole topology in the background at
+start and keeps retrying while RabbitMQ is away; ``ready`` turns true once it has, and ``/health``
+reports RabbitMQ down until then.
 """
 
 from __future__ import annotations
@@ -18,17 +21,17 @@ import pika.exceptions
 from dramatiq.errors import BrokerError
 from dramatiq.message import Message
 
+from messaging.confirms import ConfirmingPublisher, NotConfirmed
 from messaging.messages import CORRELATION_ID, delivery_message
-from messaging.rabbitmq import HeraldBroker, declare_until_done, message_count
+from messaging.rabbitmq import HeraldBroker, declare_until_done, message_count, publication, with_defaults
 from messaging.topology import EMAIL_QUEUE
 
 log = logging.getLogger(__name__)
 
 #: Seconds between a refused publish and the 503 at the latest (README, "Failure behaviour").
 PUBLISH_TIMEOUT_S = 5.0
-#: Publishing threads; each holds one AMQP connection. A batch of accepted sends is published
-#: across them at once (:meth:`Publisher.publish_many_blocking`).
-THREADS = 16
+#: Threads of the synchronous broker; each holds one AMQP connection.
+THREADS = 4
 
 
 class PublishError(Exception):
@@ -36,8 +39,11 @@ class PublishError(Exception):
 
 
 class Publisher:
-    def __init__(self, *, broker: dramatiq.Broker) -> None:
+    def __init__(self, *, broker: dramatiq.Broker, url: str | None = None) -> None:
+        """``url`` (RabbitMQ's) turns on the pipelined path; without it (``make run``'s in-process
+        broker) every message goes through ``broker`` on a thread."""
         self.broker = broker
+        self.confirming = ConfirmingPublisher(with_defaults(url), timeout_s=PUBLISH_TIMEOUT_S) if url else None
         self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="publish")
         self.ready = False
         self._declaring: asyncio.Task | None = None
@@ -74,25 +80,28 @@ class Publisher:
         except (BrokerError, pika.exceptions.AMQPError, OSError) as exc:
             raise PublishError(type(exc).__name__) from exc
 
-    def publish_many_blocking(self, messages: list[Message]) -> list[Exception | None]:
-        """Publish each message on its own publishing thread (and channel) at once, waiting for
-        all; per message, None or the error that refused it. A channel waits for each confirm
-        before its next publish, so a batch published on one channel would wait for the broker's
-        confirms one after another; across channels they arrive together. A gateway shutting down
-        (its threads stopped, queued publishes cancelled) refuses what it could not publish."""
-        futures = []
-        for message in messages:
-            try:
-                futures.append(self.executor.submit(self._try_publish, message))
-            except RuntimeError:  # the executor was shut down
-                futures.append(None)
-        outcomes: list[Exception | None] = []
-        for future in futures:
-            try:
-                outcomes.append(future.result() if future is not None else PublishError("shutting down"))
-            except CancelledError:
-                outcomes.append(PublishError("shutting down"))
+    async def publish_many(self, messages: list[Message]) -> list[Exception | None]:
+        """Publish every message persistently and wait for the broker's confirms; per message, None
+        or the :class:`PublishError` that refused it. A message that came back unroutable (its
+        queue was deleted) is published again through the broker, which declares the queue first;
+        until the topology is declared, every message goes that way."""
+        if self.confirming is None or not self.ready:
+            return list(await asyncio.gather(*(self._publish_on_thread(message) for message in messages)))
+        confirmed = await self.confirming.publish_many([publication(message) for message in messages])
+        outcomes: list[Exception | None] = [None if c is None else PublishError(str(c)) for c in confirmed]
+        returned = [i for i, c in enumerate(confirmed) if isinstance(c, NotConfirmed) and c.unroutable]
+        again = await asyncio.gather(*(self._publish_on_thread(messages[i]) for i in returned))
+        for i, outcome in zip(returned, again, strict=True):
+            outcomes[i] = outcome
         return outcomes
+
+    async def _publish_on_thread(self, message: Message) -> Exception | None:
+        """A gateway shutting down (its threads stopped, queued publishes cancelled) refuses what
+        it could not publish."""
+        try:
+            return await self.run(self._try_publish, message)
+        except (RuntimeError, CancelledError, asyncio.CancelledError):  # the executor was shut down
+            return PublishError("shutting down")
 
     def _try_publish(self, message: Message) -> Exception | None:
         try:
@@ -122,5 +131,7 @@ class Publisher:
         self._stop.set()
         if self._declaring is not None:
             self._declaring.cancel()
+        if self.confirming is not None:
+            await self.confirming.close()
         await self.run(self.broker.close)
         self.executor.shutdown(wait=False, cancel_futures=True)
