@@ -7,7 +7,7 @@ absolute figure is measured beside a physical reference in the same run and prin
 1. quiet: a few seconds with Herald idle, the machine's load from other work;
 2. the gateway curve (``gateway.py``): accepted/s, p50 and p99 at 10, 50, 100, 200 connections,
    each beside a bare aiohttp process answering the same POST, and the CPU per accepted send of
-   every process;
+   every process; then batches of 100 and 1,000 sends beside single sends measured just before;
 3. the delivery curve (``delivery.py``): Herald's workers at 1, 2, 4 processes x 8 threads, each
    beside the thinnest dramatiq + smtplib worker draining as many mails into the same C sink;
 4. slow providers: 200 ms and 1 s, 8 and 32 threads, beside the thread bound.
@@ -125,6 +125,7 @@ def run(progress: Progress, logs: Path) -> dict:
         time.sleep(config.QUIET_S)
         herald.background = results["quiet"] = proc.spent(before, proc.snapshot(herald.pids))
         results["gateway"] = gateway.curve(herald, floor_url, floor_pid, progress)
+        results["batch"] = gateway.batches(herald, progress)
         results["memory"] = {**gateway.memory(herald), "http floor": proc.memory(floor_pid)}
         ref = next(p for p in results["gateway"] if p["connections"] == config.REFERENCE_CONCURRENCY)
         accept = ref["gateway"]["accepted_per_s"]

@@ -25,6 +25,10 @@ DURATION_S = _int("BENCH_DURATION_S", 10)
 WARMUP_S = _int("BENCH_WARMUP_S", 3)
 #: The concurrency whose CPU split and latency the README quotes.
 REFERENCE_CONCURRENCY = _int("BENCH_REFERENCE_CONCURRENCY", 50)
+#: Sends per request of the batch run, and its connections; its reference is single sends at the
+#: reference concurrency, measured just before it.
+BATCH_SIZES = _ints("BENCH_BATCH_SIZES", "100,1000")
+BATCH_CONNECTIONS = _int("BENCH_BATCH_CONNECTIONS", 4)
 USERS = _int("BENCH_USERS_COUNT", 40)
 WEB_PROCESSES = _int("BENCH_WEB_PROCESSES", 2)
 PREFETCH_MARGIN = _int("BENCH_WORKER_PREFETCH_MARGIN", 0)

@@ -25,8 +25,9 @@ LUA = Path(__file__).with_name("send.lua")
 HTTP_FLOOR = Path(__file__).with_name("http_floor.py")
 
 
-def wrk(url: str, lua_env: dict[str, str], *, connections: int, duration: int, run: str) -> dict:
-    """One wrk run of the send script; ``run`` makes its request ids unique."""
+def wrk(url: str, lua_env: dict[str, str], *, connections: int, duration: int, run: str, batch: int = 0) -> dict:
+    """One wrk run of the send script; ``run`` makes its request ids unique; ``batch`` > 0 POSTs
+    that many sends per request to the batch endpoint."""
     out = subprocess.run(
         [
             "wrk",
@@ -37,7 +38,7 @@ def wrk(url: str, lua_env: dict[str, str], *, connections: int, duration: int, r
             f"--script={LUA}",
             url,
         ],
-        env={**os.environ, **lua_env, "BENCH_RUN": run},
+        env={**os.environ, **lua_env, "BENCH_RUN": run, "BENCH_BATCH": str(batch)},
         capture_output=True,
         text=True,
         check=True,
@@ -45,7 +46,7 @@ def wrk(url: str, lua_env: dict[str, str], *, connections: int, duration: int, r
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
     result = json.loads(line.removeprefix("BENCH_JSON "))
-    result["accepted"] = result["statuses"].get("202", 0)
+    result["accepted"] = result["accepted_items"] if batch else result["statuses"].get("202", 0)
     result["accepted_per_s"] = round(result["accepted"] / result["duration_s"], 1)
     return result
 
@@ -95,3 +96,30 @@ def curve(herald: Herald, floor_url: str, floor_pid: int, progress) -> list[dict
 
 def memory(herald: Herald) -> dict[str, list[dict]]:
     return {role: proc.memory(pid) for role, pid in herald.pids.items()}
+
+
+def batches(herald: Herald, progress) -> list[dict]:
+    """Sends accepted per second through the batch endpoint, beside single sends at the reference
+    concurrency measured just before it: the batch's reference is the gateway itself."""
+    points = []
+    for size in config.BATCH_SIZES:
+        c, seconds = config.REFERENCE_CONCURRENCY, config.DURATION_S
+        progress(f"batch: single sends, {c} connections, {seconds} s")
+        single = wrk(herald.gateway, herald.lua_env, connections=c, duration=seconds, run=f"bs{size}")
+        progress(f"batch: {size} sends per request, {config.BATCH_CONNECTIONS} connections, {seconds} s")
+        batch = wrk(
+            herald.gateway,
+            herald.lua_env,
+            connections=config.BATCH_CONNECTIONS,
+            duration=seconds,
+            run=f"b{size}",
+            batch=size,
+        )
+        ratio = round(batch["accepted_per_s"] / single["accepted_per_s"], 2) if single["accepted_per_s"] else None
+        points.append({"size": size, "connections": config.BATCH_CONNECTIONS, "single": single, "batch": batch})
+        points[-1]["ratio"] = ratio
+        progress.note(
+            f"batches of {size}: {batch['accepted_per_s']:,.0f} sends accepted/s, single sends "
+            f"{single['accepted_per_s']:,.0f}/s: {ratio}x; p50 {batch['p50_ms']:.0f} ms per batch"
+        )
+    return points

@@ -40,6 +40,14 @@ def headline(results: dict) -> dict:
             }
             for p in results["gateway"]
         },
+        "batch": {
+            str(p["size"]): {
+                "single_per_s": round(p["single"]["accepted_per_s"]),
+                "batch_per_s": round(p["batch"]["accepted_per_s"]),
+                "ratio": p["ratio"],
+            }
+            for p in results.get("batch", [])
+        },
         "gateway_cpu_ms_per_send": g["cpu_ms_per_send"],
         "floor_cpu_ms_per_request": g.get("floor_cpu_ms_per_request"),
         "delivery": {
@@ -113,6 +121,18 @@ def summary(results: dict, charts: list[str]) -> str:
         out.append(
             f"{p['connections']:>7}{f['rps']:>13,.0f}{g['accepted_per_s']:>12,.0f}{p['ratio']:>8.3f}{g['p50_ms']:>9.1f}"
             f"{g['p99_ms']:>9.1f}{p['p99_floor_request_times']:>20,}{f['p99_ms']:>14.1f}  {g['statuses']}"
+        )
+    out += [
+        "",
+        f"Batch endpoint, {config.BATCH_CONNECTIONS} connections, against single sends at"
+        f" {config.REFERENCE_CONCURRENCY} connections measured just before:",
+        f"{'sends per batch':>16}{'single /s':>11}{'batch sends/s':>15}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}  answers",
+    ]
+    for p in results.get("batch", []):
+        b = p["batch"]
+        out.append(
+            f"{p['size']:>16,}{p['single']['accepted_per_s']:>11,.0f}{b['accepted_per_s']:>15,.0f}"
+            f"{p['ratio'] or 0:>8.2f}{b['p50_ms']:>9.0f}{b['p99_ms']:>9.0f}  {b['statuses']}"
         )
     n = config.DRAIN_MESSAGES
     out += [
