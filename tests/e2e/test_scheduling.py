@@ -1,18 +1,22 @@
 """Scheduled and expiring sends through real worker processes: a scheduled send arrives on time
 (published by a maintenance worker's due-time loop), and a notification that expires while it
-waits for a retry ends ``expired``, is never sent, and is not dead-lettered."""
+waits (for a retry, in the queue, behind an open circuit breaker) ends ``expired``, is never sent,
+and is not dead-lettered."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 
 import pytest
+import redis
 
 from tests.e2e.test_delivery import queue_depth, wait_mail, wait_status
 from tests.e2e.test_retries import FAST, send_one
 from tests.support.processes import worker
+from tests.support.resources import REDIS_URL
 from tests.support.smtp_server import smtp_server
 
 QUEUES = ("email.queue", "maintenance.queue")
@@ -85,3 +89,61 @@ async def test_a_scheduled_send_cancelled_before_its_time_is_never_sent(stack, s
         await asyncio.sleep(6)  # past its time, with the due-time loop running
     note = await wait_status(stack, nid, "cancelled", timeout=5)
     assert smtp.messages == [] and [a["outcome"] for a in note["attempts"]] == ["cancelled"]
+
+
+async def wait_breaker(client: redis.Redis, key: str, wanted: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while (fields := client.hgetall(key)).get("state") != wanted:
+        assert time.monotonic() < deadline, f"circuit not {wanted}: {fields}"
+        await asyncio.sleep(0.05)
+    return fields
+
+
+def mailed_ids(smtp) -> list[str]:
+    return [(m.message.get("X-Herald-Notification-ID") or "").strip() for m in list(smtp.messages)]
+
+
+@pytest.mark.timeout(90)
+async def test_expiry_behind_an_open_breaker_ends_expired_and_is_never_sent(stack, smtp, tmp_path):
+    """README, "Scheduling, expiry, cancelling": behind an open breaker the deferral is cut to the
+    expiry, and an expired message passes the breaker only to be ended, so the provider never
+    sees it, not even once it is back and the circuit has closed."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    key = f"{stack.env['REDIS_KEY_PREFIX']}circuit:smtp"
+    user = await stack.create_user()
+    template = await stack.create_template()
+    smtp.stop()  # the port refuses connections: the first attempt opens the circuit
+    # one failure opens it for 10 s; the notification expires (in 3 s) while it waits behind it
+    env = {
+        **stack.env,
+        **smtp.env,
+        **FAST,
+        "CIRCUIT_FAILURE_THRESHOLD": "1",
+        "CIRCUIT_RECOVERY_TIMEOUT_S": "10",
+        "CIRCUIT_SUCCESS_THRESHOLD": "1",
+    }
+    try:
+        with worker(env, tmp_path / "worker.log", queues=QUEUES):
+            opener = await send_one(stack, user, template, "breaker-opener")
+            await wait_breaker(client, key, "OPEN", timeout=20)
+            expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+            started = time.monotonic()
+            nid = await send_one(stack, user, template, "behind-breaker", expires_at=expires.isoformat())
+            smtp.start()  # the provider is back, but the circuit stays open until its recovery time
+            note = await wait_status(stack, nid, "expired", timeout=20)
+            ended_after = time.monotonic() - started
+            # the opener's probe closes the circuit; the expired one must not go out with it
+            await wait_status(stack, opener, "delivered", timeout=30)
+            await wait_breaker(client, key, "CLOSED", timeout=5)
+    finally:
+        client.close()
+    assert ended_after < 8, "ended when it expired, not when the circuit's 10 s recovery came"
+    assert [a["outcome"] for a in note["attempts"]] == ["expired"], "never handed to the provider"
+    assert note["retry_count"] == 0 and "expired before it was handed to the provider" in note["error"]
+    lines = [json.loads(x) for x in (tmp_path / "worker.log").read_text().splitlines() if x.startswith("{")]
+    deferred = [x for x in lines if x.get("notification_id") == nid and "not admitting" in x["message"]]
+    assert deferred, "it waited behind the open circuit (not merely in the queue)"
+    assert mailed_ids(smtp) == [opener], "the provider received the opener only"
+    # the worker stopped: nothing of it is left in a queue to be sent later, nor dead-lettered
+    url = stack.settings.rabbitmq_url
+    assert [queue_depth(url, q) for q in ("email.queue", "email.queue.DQ", "failed.queue")] == [0, 0, 0]
