@@ -4,7 +4,8 @@ The schedule lives in PostgreSQL (``status = 'scheduled'``, ``send_at``), not in
 delayed messages, which would hold days of work in worker memory. Every maintenance worker
 process runs this loop in a background thread: each pass takes up to :data:`BATCH` due rows with
 ``FOR UPDATE SKIP LOCKED``, so any number of processes share the work and each row is published by
-one of them; it publishes them (with confirms) and marks them ``pending`` in the same transaction,
+one of them; it publishes them (their confirms pipelined, so a full pass costs about one round
+trip to RabbitMQ) and marks them ``pending`` in the same transaction,
 so a crash before the commit leaves them ``scheduled`` to be published again (the workers' send
 claim and status check make that second copy harmless). Rows that fell due while every process was
 down are simply the oldest due ones on the next pass (README, "Scheduling, expiry, cancelling").
@@ -64,13 +65,14 @@ class DueTimeLoop:
 
     Parameters:
         runtime: the worker's runtime (databases, status writer).
-        publish: publishes one message and returns once the broker confirmed it.
+        publish_many: publishes messages and returns once the broker confirmed them all; raises
+            if it did not.
         ended: called with (channel, status) for each notification ended without a send (metrics).
     """
 
-    def __init__(self, *, runtime, publish: Callable, ended: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, *, runtime, publish_many: Callable, ended: Callable[[str, str], None] | None = None) -> None:
         self.runtime = runtime
-        self.publish = publish
+        self.publish_many = publish_many
         self.ended = ended or (lambda channel, status: None)
 
     def run_once(self) -> int:
@@ -84,12 +86,12 @@ class DueTimeLoop:
                 if not rows:
                     return 0
                 users = users_dao.get_many({str(row.user_id) for row in rows})
-                to_publish, finished = [], []
+                to_publish, messages, finished = [], [], []
                 for row in rows:
                     user = users.get(str(row.user_id))
                     ending = verdict(row, user, now)
                     if ending is None:
-                        self.publish(self._message(row, user))
+                        messages.append(self._message(row, user))
                         to_publish.append(row.notification_id)
                         continue
                     status, error = ending
@@ -98,6 +100,8 @@ class DueTimeLoop:
                     )
                     if ended is not None:
                         finished.append(ended)
+                if messages:
+                    self.publish_many(messages)
                 published = dao.mark_published(to_publish, now)
         finally:
             for db in self.runtime.databases.distinct():

@@ -35,7 +35,14 @@ def build(settings: Settings, *, service: str = "worker") -> dramatiq.Broker:
     webhooks.register(broker, runtime)
     maintenance.register(broker, runtime)
     metrics = next(m for m in broker.middleware if isinstance(m, WorkerMetrics))
-    broker.add_middleware(
-        RunDueTimeLoop(loop=DueTimeLoop(runtime=runtime, publish=broker.enqueue, ended=metrics.ended))
-    )
+    loop = DueTimeLoop(runtime=runtime, publish_many=_publish_many(broker), ended=metrics.ended)
+    broker.add_middleware(RunDueTimeLoop(loop=loop))
     return broker
+
+
+def _publish_many(broker: dramatiq.Broker):
+    """The due-time loop's publish: confirms pipelined on RabbitMQ, one by one on ``make run``'s
+    in-process broker."""
+    if isinstance(broker, HeraldBroker):
+        return broker.enqueue_many
+    return lambda messages: [broker.enqueue(message) for message in messages]

@@ -174,3 +174,18 @@ class ConfirmingPublisher:
             if current.connection.is_closed:
                 return
             await asyncio.sleep(0.02)
+
+
+def publish_all_blocking(url: str, publications: list[Publication], *, timeout_s: float) -> list[Exception | None]:
+    """:meth:`ConfirmingPublisher.publish_many` from synchronous code (a worker's thread), on a
+    connection of its own opened for the call: a connection that idles between calls on a loop
+    nobody runs would miss its heartbeats."""
+
+    async def publish() -> list[Exception | None]:
+        publisher = ConfirmingPublisher(url, timeout_s=timeout_s)
+        try:
+            return await publisher.publish_many(publications)
+        finally:
+            await publisher.close()
+
+    return asyncio.run(publish())

@@ -11,6 +11,7 @@ import uuid
 
 import pika
 import pytest
+from dramatiq.errors import ConnectionClosed
 
 from actors.due_time import DueTimeLoop
 from actors.runtime import Runtime
@@ -21,7 +22,7 @@ from models.notification import CANCELLED, EXPIRED, PENDING, SCHEDULED, Notifica
 from models.user import User
 from settings import Settings
 from tests.conftest import make_env
-from tests.support.resources import declare_topology
+from tests.support.resources import declare_topology, set_queue_full
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ def test_a_due_notification_is_published_with_the_user_read_again(runtime, broke
     user = make_user(runtime)
     [nid] = schedule(runtime, user, 1)
     [later] = schedule(runtime, user, 1, send_at=utcnow() + dt.timedelta(hours=1))
-    loop = DueTimeLoop(runtime=runtime, publish=broker.enqueue)
+    loop = DueTimeLoop(runtime=runtime, publish_many=broker.enqueue_many)
     assert loop.run_once() == 1
     [(message, props)] = drain(env["RABBITMQ_URL"])
     body = message["args"][0]
@@ -166,7 +167,7 @@ def test_the_user_is_checked_again_and_an_expired_one_ends_expired(runtime, brok
     told: list[tuple[str, str]] = []
     runtime.status.listeners.append(Told(told))
     ended: list[tuple[str, str]] = []
-    DueTimeLoop(runtime=runtime, publish=broker.enqueue, ended=lambda c, s: ended.append((c, s))).run_once()
+    DueTimeLoop(runtime=runtime, publish_many=broker.enqueue_many, ended=lambda c, s: ended.append((c, s))).run_once()
     assert drain(env["RABBITMQ_URL"]) == [] and drain(env["RABBITMQ_URL"], "push.queue") == []
     with runtime.databases.notifications.connection_context():
         rows = {name: dao.get(nid) for name, nid in ids.items()}
@@ -195,7 +196,7 @@ def test_thousands_due_at_once_are_published_once_each_by_racing_loops(runtime, 
         own = Runtime.from_settings(settings)
         broker = HeraldBroker(url=env["RABBITMQ_URL"], middleware=[])
         try:
-            loop = DueTimeLoop(runtime=own, publish=broker.enqueue)
+            loop = DueTimeLoop(runtime=own, publish_many=broker.enqueue_many)
             while loop.run_once():
                 pass
         except BaseException as exc:
@@ -211,4 +212,24 @@ def test_thousands_due_at_once_are_published_once_each_by_racing_loops(runtime, 
     assert not errors, errors
     published = [message["args"][0]["notification_id"] for message, _ in drain(env["RABBITMQ_URL"])]
     assert len(published) == len(ids) and set(published) == set(ids), "each exactly once"
+    assert set(statuses(runtime, ids).values()) == {PENDING}
+
+
+def test_a_pass_whose_publishes_are_refused_leaves_its_rows_scheduled_for_the_next(runtime, broker, env, rabbit_vhost):
+    """The confirms of a pass are awaited before its rows are marked: RabbitMQ refusing them (a full
+    queue nacks) rolls the pass back, and the next pass publishes them."""
+    user = make_user(runtime)
+    ids = schedule(runtime, user, 3)
+    loop = DueTimeLoop(runtime=runtime, publish_many=broker.enqueue_many)
+    _, vhost = rabbit_vhost
+    set_queue_full(vhost, True)
+    try:
+        with pytest.raises(ConnectionClosed):
+            loop.run_once()
+        assert set(statuses(runtime, ids).values()) == {SCHEDULED}
+    finally:
+        set_queue_full(vhost, False)
+    assert loop.run_once() == 3
+    published = [message["args"][0]["notification_id"] for message, _ in drain(env["RABBITMQ_URL"])]
+    assert sorted(published) == sorted(ids)
     assert set(statuses(runtime, ids).values()) == {PENDING}

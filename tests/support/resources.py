@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from contextlib import contextmanager
 
@@ -80,3 +81,22 @@ def rabbit_vhost():
         yield RABBIT_URL.format(vhost=vhost), vhost
     finally:
         rabbitmqctl("delete_vhost", vhost)
+
+
+def set_queue_full(vhost: str, full: bool) -> None:
+    """A policy capping ``email.queue`` at 0 messages: with the queue's ``reject-publish`` overflow,
+    RabbitMQ then nacks every publish, as it does for a full queue."""
+    if full:
+        rabbitmqctl(
+            "set_policy", "-p", vhost, "--apply-to", "queues", "herald-full", "^email\\.queue$", '{"max-length": 0}'
+        )
+    else:
+        rabbitmqctl("clear_policy", "-p", vhost, "herald-full")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = rabbitmqctl("list_queues", "-p", vhost, "name", "policy")
+        row = next((cols for cols in map(str.split, out.splitlines()) if cols and cols[0] == "email.queue"), [])
+        if ("herald-full" in row) == full:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"policy not {'applied' if full else 'cleared'}: {out}")

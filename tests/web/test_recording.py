@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 
 import pika
@@ -16,7 +15,7 @@ import redis
 from models.redis_keys import RedisKeys
 from tests.conftest import make_env
 from tests.support import resources
-from tests.support.resources import rabbitmqctl
+from tests.support.resources import set_queue_full
 
 BURST = 40
 
@@ -105,37 +104,18 @@ async def test_a_send_whose_idempotency_key_was_lost_is_answered_from_its_row_in
     assert sorted(_drain_queue(stack.env["RABBITMQ_URL"])) == sorted(ids[:20] + ids[21:])
 
 
-def _set_queue_full(vhost: str, full: bool) -> None:
-    """A policy capping ``email.queue`` at 0 messages: with the queue's ``reject-publish`` overflow,
-    RabbitMQ then nacks every publish, as it does for a full queue."""
-    if full:
-        rabbitmqctl(
-            "set_policy", "-p", vhost, "--apply-to", "queues", "herald-full", "^email\\.queue$", '{"max-length": 0}'
-        )
-    else:
-        rabbitmqctl("clear_policy", "-p", vhost, "herald-full")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        out = rabbitmqctl("list_queues", "-p", vhost, "name", "policy")
-        row = next((cols for cols in map(str.split, out.splitlines()) if cols and cols[0] == "email.queue"), [])
-        if ("herald-full" in row) == full:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"policy not {'applied' if full else 'cleared'}: {out}")
-
-
 async def test_refused_publishes_in_a_burst_leave_no_row_and_may_be_sent_again(burst_stack, rabbit_vhost):
     stack, user, template = burst_stack
     _, vhost = rabbit_vhost
     bodies = [_send_body(user, template) for _ in range(12)]
-    _set_queue_full(vhost, True)
+    set_queue_full(vhost, True)
     refused = await asyncio.gather(*(stack.send(**body) for body in bodies))
     assert [r.status for r in refused] == [503] * len(bodies)
     assert {(await r.json())["error"] for r in refused} == {"SERVICE_UNAVAILABLE"}
     assert await _total_for(stack, user) == 0
     assert _drain_queue(stack.env["RABBITMQ_URL"]) == []
 
-    _set_queue_full(vhost, False)
+    set_queue_full(vhost, False)
     again = await asyncio.gather(*(stack.send(**body) for body in bodies))
     assert [r.status for r in again] == [202] * len(bodies)
     ids = [(await r.json())["data"]["notification_id"] for r in again]
