@@ -39,6 +39,14 @@ def tables(runs: list[dict]) -> str:
                 f"p99 {g['p99_ms']:.0f} ({g['p99_floor_request_times']:,})"
             )
         out.append(f"| {c} | " + " | ".join(cells) + f" | {_spread([r['gateway'][c]['ratio'] for r in runs])} |")
+    if all(r.get("batch") for r in runs):
+        out += ["", "Batches, 4 connections: single sends/s → batch sends accepted/s (ratio)", ""]
+        out += ["| sends per batch " + head, rule]
+        for size in runs[0]["batch"]:
+            points = [r["batch"][size] for r in runs]
+            cells = [f"{b['single_per_s']:,} → {b['batch_per_s']:,} ({b['ratio']:.2f})" for b in points]
+            ratios = [r["batch"][size]["ratio"] for r in runs]
+            out.append(f"| {int(size):,} | " + " | ".join(cells) + f" | {_spread(ratios, 2)} |")
     out += ["", "Delivery into smtp-sink: thinnest worker mails/s → Herald mails/s (ratio)", ""]
     out += ["| workers " + head, rule]
     for w in runs[0]["delivery"]:
