@@ -99,8 +99,7 @@ class StatusWriter:
     def current_status(self, notification_id: str) -> str | None:
         """The status from PostgreSQL, the record: the Redis copy may lag if mirroring failed, and a
         stale ``pending`` there must not cause a second send. ``None``: no such notification."""
-        row = dao.get(notification_id)
-        return row.status if row else None
+        return dao.status_of(notification_id)
 
     def record(
         self,

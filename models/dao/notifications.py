@@ -116,6 +116,17 @@ def get(notification_id: str) -> Notification | None:
     return Notification.get_or_none(Notification.notification_id == notification_id)
 
 
+def status_of(notification_id: str) -> str | None:
+    """The status alone, ``None`` for no such notification: the workers' check before every send,
+    which need not load and decode the row's attempts, metadata and payload."""
+    return (
+        Notification.select(Notification.status)
+        .where(Notification.notification_id == notification_id)
+        .tuples()
+        .scalar()
+    )
+
+
 def get_by_request(caller: str, request_id: str) -> Notification | None:
     return Notification.get_or_none((Notification.caller == caller) & (Notification.request_id == request_id))
 
