@@ -83,6 +83,25 @@ def _reject_breaks(what: str, value: str) -> None:
         raise PermanentProviderError(f"{what} contains a line break or NUL", reason="invalid_header")
 
 
+def _checked(
+    *, mail_from: Address, to: str, subject: str, notification_id: str, headers: dict[str, str] | None
+) -> tuple[str, dict[str, str]]:
+    """The checks made before any header is parsed, in :func:`build_message`'s order; returns the
+    Message-ID and a copy of the extra headers."""
+    _reject_breaks("subject", subject)
+    _reject_breaks("recipient", to)
+    _reject_breaks("notification id", notification_id)
+    message_id = message_id_for(notification_id.strip(), mail_from)
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise PermanentProviderError(f"Message-ID {message_id!r} is not <id@domain>", reason="invalid_header")
+    extra = dict(headers or {})
+    for name, value in extra.items():
+        if not _HEADER_NAME.fullmatch(name) or name.lower() in _RESERVED_HEADERS:
+            raise PermanentProviderError(f"header name {name!r} is not allowed", reason="invalid_header")
+        _reject_breaks(f"header {name}", value)
+    return message_id, extra
+
+
 def build_message(
     *,
     mail_from: Address,
@@ -111,18 +130,9 @@ def build_message(
             a malformed or reserved header name; ``invalid_recipient`` for a recipient that is not
             exactly one address.
     """
-    _reject_breaks("subject", subject)
-    _reject_breaks("recipient", to)
-    _reject_breaks("notification id", notification_id)
-    message_id = message_id_for(notification_id.strip(), mail_from)
-    if not _MESSAGE_ID.fullmatch(message_id):
-        raise PermanentProviderError(f"Message-ID {message_id!r} is not <id@domain>", reason="invalid_header")
-    extra = dict(headers or {})
-    for name, value in extra.items():
-        if not _HEADER_NAME.fullmatch(name) or name.lower() in _RESERVED_HEADERS:
-            raise PermanentProviderError(f"header name {name!r} is not allowed", reason="invalid_header")
-        _reject_breaks(f"header {name}", value)
-
+    message_id, extra = _checked(
+        mail_from=mail_from, to=to, subject=subject, notification_id=notification_id, headers=headers
+    )
     msg = EmailMessage()
     msg["From"] = mail_from
     try:
@@ -144,6 +154,9 @@ def build_message(
     msg["X-Herald-Notification-ID"] = notification_id.strip()
     for name, value in extra.items():
         msg[name] = value
+        # The same CVE-2024-6923 hole as the subject: an encoded CR/LF in a value would be written
+        # out raw and start a header of its own.
+        _reject_breaks(f"header {name}", str(msg.get_all(name)[-1]))
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     return msg
