@@ -1,8 +1,9 @@
 """Mail and push written to a local folder: what ``make run`` uses without SMTP_HOST / FCM_PROJECT_ID.
 
-The files are exactly what would go on the wire (the same message builder and payload builder as
-the real providers, the same validation and errors), so a developer can open the ``.eml`` in a
-mail client or replay the ``.json`` against FCM, and a template bug shows up here as it would in
+The files are exactly what would go on the wire (the same message bytes and payload builder as
+the real providers, the same validation and errors; an ``.eml`` holds the bytes SMTP carries, CRLF
+line ends included, before SMTP's dot-stuffing), so a developer can open the ``.eml`` in a mail
+client or replay the ``.json`` against FCM, and a template bug shows up here as it would in
 production. Each file appears atomically, so a reader polling the folder never sees half a file.
 """
 
@@ -16,7 +17,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from providers.email import build_message, parse_address, parse_mail_from
+from providers.email import message_bytes, message_id_for, parse_address, parse_mail_from
 from providers.push import notify_kwargs, request_body
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
@@ -63,7 +64,7 @@ class OutboxEmailProvider:
         headers: dict[str, str] | None = None,
     ) -> None:
         """Same contract and errors as :meth:`providers.email.SmtpEmailProvider.send`."""
-        msg = build_message(
+        data, _ = message_bytes(
             mail_from=self._from,
             reply_to=self._reply_to,
             to=to,
@@ -73,7 +74,8 @@ class OutboxEmailProvider:
             notification_id=notification_id,
             headers=headers,
         )
-        write_atomically(self._dir / f"{safe_name(msg['Message-ID'])}.eml", msg.as_bytes())
+        message_id = message_id_for(notification_id.strip(), self._from)
+        write_atomically(self._dir / f"{safe_name(message_id)}.eml", data)
 
     def close(self) -> None:
         """Nothing to release; present so callers treat every provider alike."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-from providers.email import build_message, parse_address, parse_mail_from
+from providers.email import message_bytes, parse_address, parse_mail_from
 from providers.errors import PermanentProviderError
 from providers.push import notify_kwargs, request_body
 
@@ -39,7 +39,7 @@ class SimulatedEmailProvider:
         notification_id: str,
         headers: dict[str, str] | None = None,
     ) -> None:
-        build_message(
+        message_bytes(
             mail_from=self._from,
             reply_to=self._reply_to,
             to=to,

@@ -253,6 +253,7 @@ def test_server_gone_after_a_successful_send_is_retryable(smtp, provider):
         ("subject", "Hello\0"),
         ("to", "ada@example.com\r\nBcc: victim@example.com"),
         ("headers", {"X-Campaign": "n-1\r\nBcc: victim@example.com"}),
+        ("headers", {"X-Campaign": "=?utf-8?q?n-1=0D=0ABcc:_victim@example.com?="}),
         ("headers", {"Bcc": "victim@example.com"}),
         ("headers", {"X-Bad Name": "x"}),
         ("headers", {"Auto-Submitted": "no"}),

@@ -7,7 +7,8 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from providers.email import SmtpEmailProvider
+import providers.outbox
+from providers.email import SmtpEmailProvider, message_bytes
 from providers.errors import InvalidTokenError, PermanentProviderError
 from providers.factory import email_provider, push_provider
 from providers.outbox import OutboxEmailProvider, OutboxPushProvider, safe_name
@@ -49,6 +50,23 @@ def test_email_outbox_writes_a_parseable_multipart_eml(tmp_path):
     assert msg["X-Herald-Notification-ID"] == "n-1"
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["Reply-To"] is None
+
+
+def test_email_outbox_writes_the_bytes_smtp_would_carry(tmp_path, monkeypatch):
+    sent: list[bytes] = []
+
+    def recording(**kwargs):
+        data, rcpt = message_bytes(**kwargs)
+        sent.append(data)
+        return data, rcpt
+
+    monkeypatch.setattr(providers.outbox, "message_bytes", recording)
+    OutboxEmailProvider(settings=make_settings(tmp_path)).send(
+        to="ada@example.com", subject="Hi", html="<p>x</p>", text=".\nFrom here", notification_id="n-5"
+    )
+    [path] = (tmp_path / "out").iterdir()
+    assert path.read_bytes() == sent[0]
+    assert sent[0].count(b"\r\n") == sent[0].count(b"\n")
 
 
 def test_email_outbox_writes_reply_to_when_configured_and_refuses_a_bad_one(tmp_path):
