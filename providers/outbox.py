@@ -17,7 +17,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from providers.email import message_bytes, message_id_for, parse_address, parse_mail_from
+from providers.mail_message import message_bytes, message_id_for, parse_address, parse_mail_from
 from providers.push import notify_kwargs, request_body
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 
-from providers.email import message_bytes, parse_address, parse_mail_from
 from providers.errors import PermanentProviderError
+from providers.mail_message import message_bytes, parse_address, parse_mail_from
 from providers.push import notify_kwargs, request_body
 
 #: The e-mail address and push token whose test-mode sends fail permanently.

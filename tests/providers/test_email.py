@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from providers.email import SmtpEmailProvider, build_message, parse_mail_from
+from providers.email import SmtpEmailProvider
 from providers.errors import PermanentProviderError, RetryableProviderError
+from providers.mail_message import build_message, parse_mail_from
 from providers.rendering import Renderer
 from settings import Settings
 from tests.support.smtp_server import free_port, smtp_server

@@ -11,9 +11,10 @@ from email.message import EmailMessage
 
 import pytest
 
-import providers.email as email_module
-from providers.email import SmtpEmailProvider, build_message, message_bytes, parse_mail_from
+import providers.mail_message as email_module
+from providers.email import SmtpEmailProvider
 from providers.errors import PermanentProviderError
+from providers.mail_message import build_message, message_bytes, parse_mail_from
 from settings import Settings
 from tests.support.smtp_server import smtp_server
 

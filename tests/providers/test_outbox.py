@@ -8,9 +8,10 @@ from email import message_from_bytes, policy
 import pytest
 
 import providers.outbox
-from providers.email import SmtpEmailProvider, message_bytes
+from providers.email import SmtpEmailProvider
 from providers.errors import InvalidTokenError, PermanentProviderError
 from providers.factory import email_provider, push_provider
+from providers.mail_message import message_bytes
 from providers.outbox import OutboxEmailProvider, OutboxPushProvider, safe_name
 from providers.push import FcmPushProvider
 from settings import Settings
