@@ -89,7 +89,7 @@ class SendPipeline:
         """One Redis round trip on the loop, since each is a cross-process wake-up that dominates
         the cost of a send on a small machine: claim, cached user and template, ``pending`` hash and
         rate slot together, all given back on any refusal; the idempotency record is written by the
-        thread that published."""
+        recorder once the publish is confirmed."""
         attempt = self._attempt(caller, req, correlation_id)
         pipe = self.app[app_keys.redis_key].pipeline(transaction=False)
         self._queue(pipe, attempt)
