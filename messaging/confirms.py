@@ -122,6 +122,10 @@ class ConfirmingPublisher:
     async def _channel(self) -> _Channel:
         if self._current is not None and not self._current.closed:
             return self._current
+        if self._current is not None:  # the channel closed (a broker error) but maybe not its connection
+            connection, self._current = self._current.connection, None
+            if not connection.is_closed and not connection.is_closing:
+                connection.close()
         if self._opening is None or self._opening.done():
             self._opening = asyncio.ensure_future(self._open())
         return await asyncio.shield(self._opening)
