@@ -108,6 +108,22 @@ def delete_many(notification_ids: list[str]) -> None:
     Notification.delete().where(Notification.notification_id.in_(notification_ids)).execute()
 
 
+def withdraw_many(notification_ids: list[str]) -> set[str]:
+    """Delete the rows among these that are still ``pending``, and return their ids: the gateway
+    withdrawing sends whose publish was not confirmed. A row a worker has moved on (delivered,
+    failed, expired) stays: its message did reach a queue, so the send was accepted after all."""
+    with transaction():
+        query = Notification.select(Notification.notification_id).where(
+            Notification.notification_id.in_(notification_ids), Notification.status == PENDING
+        )
+        if _on_postgres(Notification._meta.database):
+            query = query.for_update()
+        open_ids = [str(nid) for (nid,) in query.tuples()]
+        if open_ids:
+            Notification.delete().where(Notification.notification_id.in_(open_ids)).execute()
+    return set(open_ids)
+
+
 def _on_postgres(db) -> bool:
     return isinstance(db.obj if hasattr(db, "obj") else db, peewee.PostgresqlDatabase)
 

@@ -5,122 +5,74 @@ stored, whatever batch it shared. Read back from PostgreSQL, RabbitMQ and Redis 
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 
 import pika
-import pytest
 import redis
 
 from models.redis_keys import RedisKeys
-from tests.conftest import make_env
 from tests.support import resources
 from tests.support.resources import set_queue_full
+from tests.support.sends import drain_queue, send_body, total_for
 
 BURST = 40
 
 
-@pytest.fixture
-async def burst_stack(aiohttp_server, aiohttp_client, database_url, redis_prefix, rabbit_vhost):
-    """The stack on a vhost of its own, so the queue holds only this test's messages."""
-    from tests.support.stack import start_stack
-
-    url, _ = rabbit_vhost
-    env = make_env(database_url=database_url, redis_prefix=redis_prefix, rabbitmq_url=url)
-    stack = await start_stack(aiohttp_server, aiohttp_client, env)
-    stack.caller = str(uuid.uuid4())
-    stack.admin_token = stack.token(stack.caller, "admin")
-    return stack, await stack.create_user(), await stack.create_template()
-
-
-def _send_body(user: dict, template: dict, request_id: str | None = None) -> dict:
-    return {
-        "notification_type": "email",
-        "user_id": user["id"],
-        "template_code": template["code"],
-        "variables": {"name": "Ada", "link": "https://example.com/x"},
-        "request_id": request_id or uuid.uuid4().hex,
-    }
-
-
-def _drain_queue(amqp_url: str, queue: str = "email.queue") -> list[str]:
-    """The message ids on ``queue``, taken off it."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        ids = []
-        while True:
-            method, properties, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                return ids
-            assert json.loads(body)["args"][0]["notification_id"] == properties.message_id
-            ids.append(properties.message_id)
-    finally:
-        connection.close()
-
-
-async def _total_for(stack, user: dict) -> int:
-    resp = await stack.client.get(f"/api/v1/notifications/?user_id={user['id']}&limit=1", headers=stack.auth())
-    assert resp.status == 200
-    return (await resp.json())["meta"]["total"]
-
-
 async def test_a_burst_is_recorded_and_published_once_per_send(burst_stack):
     stack, user, template = burst_stack
-    bodies = [_send_body(user, template) for _ in range(BURST)]
+    bodies = [send_body(user, template) for _ in range(BURST)]
     responses = await asyncio.gather(*(stack.send(**body) for body in bodies))
     assert [r.status for r in responses] == [202] * BURST
     accepted = [(await r.json())["data"]["notification_id"] for r in responses]
     assert len(set(accepted)) == BURST
 
-    assert await _total_for(stack, user) == BURST
-    assert sorted(_drain_queue(stack.env["RABBITMQ_URL"])) == sorted(accepted)
+    assert await total_for(stack, user) == BURST
+    assert sorted(drain_queue(stack.env["RABBITMQ_URL"])) == sorted(accepted)
     # Each idempotent response was stored by its batch: a repeat is a replay of the same send.
     replays = await asyncio.gather(*(stack.send(**body) for body in bodies))
     assert [r.status for r in replays] == [200] * BURST
     assert [(await r.json())["data"]["notification_id"] for r in replays] == accepted
-    assert _drain_queue(stack.env["RABBITMQ_URL"]) == []
+    assert drain_queue(stack.env["RABBITMQ_URL"]) == []
 
 
 async def test_a_send_whose_idempotency_key_was_lost_is_answered_from_its_row_inside_a_burst(burst_stack):
     stack, user, template = burst_stack
-    first_body = _send_body(user, template)
+    first_body = send_body(user, template)
     first = await stack.send(**first_body)
     assert first.status == 202
     first_id = (await first.json())["data"]["notification_id"]
-    assert _drain_queue(stack.env["RABBITMQ_URL"]) == [first_id]
+    assert drain_queue(stack.env["RABBITMQ_URL"]) == [first_id]
     # Redis lost the key (a restart without persistence); the row still remembers the request.
     keys = RedisKeys(stack.env["REDIS_KEY_PREFIX"])
     with redis.Redis.from_url(resources.REDIS_URL) as client:
         assert client.delete(keys.request(stack.caller, first_body["request_id"])) == 1
 
-    others = [_send_body(user, template) for _ in range(BURST - 1)]
+    others = [send_body(user, template) for _ in range(BURST - 1)]
     responses = await asyncio.gather(*(stack.send(**body) for body in [*others[:20], first_body, *others[20:]]))
     statuses = [r.status for r in responses]
     assert statuses == [202] * 20 + [200] + [202] * (BURST - 21), statuses
     ids = [(await r.json())["data"]["notification_id"] for r in responses]
     assert ids[20] == first_id
-    assert await _total_for(stack, user) == BURST
-    assert sorted(_drain_queue(stack.env["RABBITMQ_URL"])) == sorted(ids[:20] + ids[21:])
+    assert await total_for(stack, user) == BURST
+    assert sorted(drain_queue(stack.env["RABBITMQ_URL"])) == sorted(ids[:20] + ids[21:])
 
 
 async def test_refused_publishes_in_a_burst_leave_no_row_and_may_be_sent_again(burst_stack, rabbit_vhost):
     stack, user, template = burst_stack
     _, vhost = rabbit_vhost
-    bodies = [_send_body(user, template) for _ in range(12)]
+    bodies = [send_body(user, template) for _ in range(12)]
     set_queue_full(vhost, True)
     refused = await asyncio.gather(*(stack.send(**body) for body in bodies))
     assert [r.status for r in refused] == [503] * len(bodies)
     assert {(await r.json())["error"] for r in refused} == {"SERVICE_UNAVAILABLE"}
-    assert await _total_for(stack, user) == 0
-    assert _drain_queue(stack.env["RABBITMQ_URL"]) == []
+    assert await total_for(stack, user) == 0
+    assert drain_queue(stack.env["RABBITMQ_URL"]) == []
 
     set_queue_full(vhost, False)
     again = await asyncio.gather(*(stack.send(**body) for body in bodies))
     assert [r.status for r in again] == [202] * len(bodies)
     ids = [(await r.json())["data"]["notification_id"] for r in again]
-    assert await _total_for(stack, user) == len(bodies)
-    assert sorted(_drain_queue(stack.env["RABBITMQ_URL"])) == sorted(ids)
+    assert await total_for(stack, user) == len(bodies)
+    assert sorted(drain_queue(stack.env["RABBITMQ_URL"])) == sorted(ids)
 
 
 async def test_a_publisher_shutting_down_refuses_each_message_of_a_batch():
@@ -148,17 +100,17 @@ async def test_a_send_whose_queue_was_deleted_is_published_once_the_queue_is_dec
     first, so the caller still gets 202 and the message is on the queue, once."""
     stack, user, template = burst_stack
     url = stack.env["RABBITMQ_URL"]
-    first = await stack.send(**_send_body(user, template))
+    first = await stack.send(**send_body(user, template))
     assert first.status == 202
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
         connection.channel().queue_delete("email.queue")
     finally:
         connection.close()
-    resp = await stack.send(**_send_body(user, template))
+    resp = await stack.send(**send_body(user, template))
     assert resp.status == 202, await resp.text()
     nid = (await resp.json())["data"]["notification_id"]
-    assert _drain_queue(url) == [nid]
+    assert drain_queue(url) == [nid]
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
         declared = connection.channel().queue_declare("email.queue", passive=True)

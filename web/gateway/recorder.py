@@ -12,13 +12,15 @@ only happens when sends are already waiting.
 
 Each send gets its own outcome: ``True`` (recorded and published), ``False`` (the row existed
 already: the same request was accepted before and its idempotency key was lost), or the error
-that refused it; the rows of refused publishes are deleted again.
+that refused it; the rows of refused publishes are withdrawn under the send claim
+(:meth:`Recorder._withdraw`), so a send answered 503 is never delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass
 
 import peewee
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = MAX_BATCH_ITEMS
 #: Flushes in flight at once; each holds a database thread while its INSERT runs.
 FLUSHES = 4
+#: How long a withdrawal may hold the send claims of its notifications: a DELETE, bounded. Long,
+#: so a slow database cannot let a worker in between the claim and the delete.
+WITHDRAW_CLAIM_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -59,15 +64,19 @@ class Recorder:
         self.flushes = flushes
         self._waiting: list[tuple[Entry, asyncio.Future]] = []
         self._running: set[asyncio.Task] = set()
+        #: Sends whose publish is out: their answer waits for its outcome, whatever the timer says.
+        self._publishing: set[asyncio.Future] = set()
 
     async def record(self, entry: Entry, *, timeout_s: float) -> bool:
         """Record and publish ``entry``; False when its row existed already; :class:`TimeoutError`
-        after ``timeout_s``. Giving up the wait does not undo a flush already under way: the flush
-        withdraws what it recorded for a caller that stopped waiting (:meth:`_withdraw`). A timer
-        per send, not ``asyncio.wait_for``, which would cost a task per send."""
+        when it was not yet being published after ``timeout_s`` (its row, if written, is deleted
+        and it is not published). A send whose publish is out by then waits for the confirm or the
+        refusal, which the publisher bounds: answering 503 before knowing could leave a message
+        in a queue for a send the caller was told to repeat. A timer per send, not
+        ``asyncio.wait_for``, which would cost a task per send."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        timer = loop.call_later(timeout_s, _time_out, future)
+        timer = loop.call_later(timeout_s, self._time_out, future)
         self._waiting.append((entry, future))
         if len(self._running) < self.flushes:
             task = loop.create_task(self._drain())
@@ -78,72 +87,98 @@ class Recorder:
         finally:
             timer.cancel()
 
+    def _time_out(self, future: asyncio.Future) -> None:
+        if not future.done() and future not in self._publishing:
+            future.set_exception(TimeoutError("not recorded and published in time"))
+
     async def _drain(self) -> None:
         while self._waiting:
+            self._waiting = [(entry, future) for entry, future in self._waiting if not future.done()]
             batch = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
+            if not batch:
+                return
             try:
-                outcomes = await self._write([entry for entry, _ in batch])
+                outcomes = await self._write(batch)
             except asyncio.CancelledError:
                 for _, future in batch:
                     future.cancel()
                 raise
             except Exception as exc:  # the INSERT itself failed: every send of the batch is refused
                 outcomes = [exc] * len(batch)
-            abandoned = []
-            for (entry, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # its caller stopped waiting (timeout) and answered 503
-                    if outcome is True:
-                        abandoned.append(entry)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # timed out before its publish went out: nothing of it remains
                     continue
                 if isinstance(outcome, BaseException):
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)
-            if abandoned:
-                await self._withdraw(abandoned)
 
-    async def _withdraw(self, entries: list[Entry]) -> None:
-        """Sends recorded after their caller was answered 503 (the publish outlasted the wait): their
-        rows and idempotency records are deleted, so a worker drops their message (no record) and a
-        retry of the request is a new send, as the 503 said."""
-        ids = [entry.row["notification_id"] for entry in entries]
+    async def _write(self, batch: list[tuple[Entry, asyncio.Future]]) -> list[bool | Exception]:
+        """Insert the rows, publish the new ones whose callers still wait, record their responses."""
+        inserted = await in_db(self.app, dao.create_many, [entry.row for entry, _ in batch], atomic=False)
+        new = [(entry, future) for entry, future in batch if entry.row["notification_id"] in inserted]
+        gave_up = [entry.row["notification_id"] for entry, future in new if future.done()]
+        if gave_up:  # answered 503 during the INSERT: their rows go, and nothing of them is published
+            await self._delete(gave_up)
+        fresh = [(entry, future) for entry, future in new if entry.message and not future.done()]
+        self._publishing.update(future for _, future in fresh)
         try:
-            await in_db(self.app, dao.delete_many, ids, atomic=False)
-            keys = [self.idempotency.keys.request(entry.record[0], entry.record[1]) for entry in entries]
-            await self.idempotency.redis.delete(*keys)
-        except Exception as exc:
-            log.error("sends answered 503 but recorded %s not withdrawn: %s", ids, type(exc).__name__)
-
-    async def _write(self, entries: list[Entry]) -> list[bool | Exception]:
-        """Insert the rows, publish the new ones, record their responses."""
-        inserted = await in_db(self.app, dao.create_many, [entry.row for entry in entries], atomic=False)
-        fresh = [entry for entry in entries if entry.row["notification_id"] in inserted and entry.message]
-        refusals = iter(await self.publisher.publish_many([entry.message for entry in fresh]))
+            refused = await self.publisher.publish_many([entry.message for entry, _ in fresh])
+        finally:
+            self._publishing.difference_update(future for _, future in fresh)
+        refusals = {entry.row["notification_id"]: r for (entry, _), r in zip(fresh, refused, strict=True) if r}
+        withdrawn = await self._withdraw(list(refusals)) if refusals else set()
         outcomes: list[bool | Exception] = []
         published: list[tuple[str, str, str, dict]] = []
-        unpublished: list[str] = []
-        for entry in entries:
-            if entry.row["notification_id"] not in inserted:
+        for entry, _ in batch:
+            nid = entry.row["notification_id"]
+            if nid not in inserted:
                 outcomes.append(False)
-            elif entry.message is None:  # scheduled: the due-time loop publishes it when it falls due
+            elif nid in withdrawn:
+                outcomes.append(refusals[nid])
+            else:  # published, scheduled, or refused but already taken by a worker
                 published.append(entry.record)
                 outcomes.append(True)
-            elif (refused := next(refusals)) is not None:
-                unpublished.append(entry.row["notification_id"])
-                outcomes.append(refused)
-            else:
-                published.append(entry.record)
-                outcomes.append(True)
-        if unpublished:
-            try:
-                await in_db(self.app, dao.delete_many, unpublished, atomic=False)
-            except peewee.PeeweeException as exc:
-                log.error("rows of unpublished notifications %s not deleted: %s", unpublished, exc)
         await self.idempotency.complete_many(published)
         return outcomes
 
+    async def _withdraw(self, notification_ids: list[str]) -> set[str]:
+        """Delete the rows of sends whose publish was not confirmed; the ids deleted.
 
-def _time_out(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError("not recorded and published in time"))
+        An unconfirmed message may still have reached a queue (its confirm lost with the
+        connection), and a worker may be about to send it. The send claim decides, as for a cancel
+        (``web/gateway/cancelling.py``): the rows whose claim is taken here are deleted while still
+        ``pending``, so a worker that gets the message later finds no record and drops it; a claim
+        held by a worker, or a row already moved on, means the message was delivered to a worker,
+        and the send counts as accepted. If Redis or PostgreSQL fails here, the sends are refused
+        as before and the error is logged for an operator: their rows stay ``pending``."""
+        redis, keys, holder = self.idempotency.redis, self.idempotency.keys, f"withdraw:{uuid.uuid4().hex}"
+        claims = [keys.sending(nid) for nid in notification_ids]
+        try:
+            pipe = redis.pipeline(transaction=False)
+            for claim in claims:
+                pipe.set(claim, holder, nx=True, px=WITHDRAW_CLAIM_MS)
+            taken = [nid for nid, ok in zip(notification_ids, await pipe.execute(), strict=True) if ok]
+            withdrawn = await in_db(self.app, dao.withdraw_many, taken, atomic=False) if taken else set()
+        except Exception as exc:
+            log.error(
+                "unconfirmed sends %s refused but not withdrawn: %s",
+                notification_ids,
+                type(exc).__name__,
+                extra={"alert": True},
+            )
+            return set(notification_ids)
+        try:
+            mine = [c for c, held in zip(claims, await redis.mget(claims), strict=True) if held == holder]
+            if mine:
+                await redis.delete(*mine)
+        except Exception as exc:  # the claims expire by themselves; a worker meanwhile finds no record
+            log.warning("withdrawal claims not released: %s", type(exc).__name__)
+        return withdrawn
+
+    async def _delete(self, notification_ids: list[str]) -> None:
+        try:
+            await in_db(self.app, dao.delete_many, notification_ids, atomic=False)
+        except peewee.PeeweeException as exc:
+            log.error("rows of sends answered 503 %s not deleted: %s", notification_ids, exc)
