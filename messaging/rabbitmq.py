@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
+import msgspec
 import pika
 import pika.exceptions
 from dramatiq.brokers.rabbitmq import MAX_ENQUEUE_ATTEMPTS, RabbitmqBroker
@@ -69,11 +70,16 @@ def properties(message: Message) -> pika.BasicProperties:
     )
 
 
+#: The body of a message as dramatiq's JSON encoder writes it (what workers decode), with msgspec
+#: rather than the json module: several times faster for the gateway's thousands per second.
+_ENCODER = msgspec.json.Encoder()
+
+
 def publication(message: Message) -> Publication:
     """A message due now as one ``basic.publish`` for :class:`messaging.confirms.ConfirmingPublisher`,
     exactly as :meth:`HeraldBroker.enqueue` would publish it."""
     exchange, routing_key = target(message.queue_name)
-    return Publication(exchange, routing_key, message.encode(), properties(message))
+    return Publication(exchange, routing_key, _ENCODER.encode(message.asdict()), properties(message))
 
 
 class HeraldBroker(RabbitmqBroker):

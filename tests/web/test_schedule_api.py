@@ -9,6 +9,7 @@ import uuid
 import pika
 import redis
 
+from models.redis_keys import RedisKeys
 from tests.support.resources import REDIS_URL
 
 
@@ -177,3 +178,30 @@ async def test_a_full_batch_of_1000_is_accepted_and_recorded_once_each(aiohttp_s
     assert queued(stack.settings.rabbitmq_url) == before + 1000, "each item published once"
     listed = await stack.client.get(f"/api/v1/notifications/?user_id={user['id']}&limit=100", headers=stack.auth())
     assert listed.status == 200
+
+
+async def test_a_batch_takes_rate_slots_in_request_order_and_gives_back_the_refused_ones(
+    aiohttp_server, aiohttp_client, env
+):
+    """Slots of one user and channel are taken for the whole batch at once, yet numbered as sends
+    one after another: the first ones within the limit pass, the rest are 429, and only accepted
+    sends stay counted. The items are concurrent sends, so an item refused for another reason (the
+    404) holds its slot while the later items are judged, as a concurrent single send would."""
+    from tests.support.stack import start_stack
+
+    stack = await start_stack(aiohttp_server, aiohttp_client, {**env, "RATE_LIMIT_PER_HOUR": "3"})
+    (alice, template), bob = await ready(stack), await stack.create_user()
+    await stack.send(**request(alice, template))  # one slot of Alice's already taken
+    items = [request(alice, template), request(bob, template), request(alice, template), request(alice, template)]
+    items.insert(2, {**request(alice, template), "template_code": "no-such-template"})  # refused first: 404
+    resp = await stack.client.post("/api/v1/notifications/batch", json={"notifications": items}, headers=stack.auth())
+    results = (await resp.json())["data"]["results"]
+    assert [r["status_code"] for r in results] == [202, 202, 404, 429, 429]
+    assert results[3]["error"] == "RATE_LIMITED" and int(results[3]["message"].split()[2]) == 3
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        keys = RedisKeys(stack.env["REDIS_KEY_PREFIX"])
+        assert int(client.get(keys.rate_limit(alice["id"], "email"))) == 2, "refused sends give their slots back"
+        assert int(client.get(keys.rate_limit(bob["id"], "email"))) == 1
+    finally:
+        client.close()

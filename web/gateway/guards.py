@@ -121,6 +121,22 @@ class RateLimiter:
         pipe.expire(key, RATE_WINDOW_S, nx=True)
         pipe.ttl(key)
 
+    def queue_take_many(self, pipe, user_id: str, channel: str, count: int) -> None:
+        """:meth:`queue_take` for ``count`` sends of one batch to the same user and channel, in one
+        ``INCRBY`` (three results, for :meth:`split_take`)."""
+        key = self.key(user_id, channel)
+        pipe.incrby(key, count)
+        pipe.expire(key, RATE_WINDOW_S, nx=True)
+        pipe.ttl(key)
+
+    @staticmethod
+    def split_take(results, count: int) -> list[tuple[int, None, int]]:
+        """The results of :meth:`queue_take_many` as ``count`` results of :meth:`queue_take`, in
+        order: the slots are numbered as ``count`` INCRs in a row would have numbered them, so each
+        send is judged as if it had been sent alone."""
+        total, _, ttl = results
+        return [(total - count + i + 1, None, ttl) for i in range(count)]
+
     def read_take(self, results) -> int | None:
         """``None`` if within the limit, else the seconds until the window frees a slot."""
         count, _, ttl = results

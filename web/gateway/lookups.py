@@ -88,7 +88,13 @@ class Lookups:
 
     def queue_cached(self, pipe, user_id: str, code: str) -> None:
         """Add the cache reads of the user and the English template to ``pipe`` (two results)."""
+        self.queue_user(pipe, user_id)
+        self.queue_template(pipe, code)
+
+    def queue_user(self, pipe, user_id: str) -> None:
         pipe.get(self.keys.user(user_id))
+
+    def queue_template(self, pipe, code: str) -> None:
         pipe.get(self.keys.template(code, DEFAULT_LANGUAGE))
 
     async def user(self, user_id: str, cached: str | None, *, correlation_id: str) -> dict | None:

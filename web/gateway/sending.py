@@ -9,7 +9,6 @@ leaves nothing half-recorded and can simply be sent again.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import random
 import secrets
@@ -31,6 +30,7 @@ from web.common import app_keys
 from web.common.app import in_db
 from web.common.auth import Caller
 from web.common.envelope import ApiError
+from web.gateway.attempts import Attempt, delivery_body, notification_row
 from web.gateway.guards import Idempotency, RateLimiter, body_hash
 from web.gateway.lookups import Lookups
 from web.gateway.publisher import PUBLISH_TIMEOUT_S, Publisher, PublishError
@@ -44,21 +44,6 @@ log = logging.getLogger(__name__)
 class Accepted:
     data: dict
     replayed: bool
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One send in progress: who asked, what, and the identity it was given."""
-
-    caller: Caller
-    request: SendRequest
-    user_id: str  # the request's, in its canonical form
-    digest: str
-    correlation_id: str
-    notification_id: str
-    created_at: dt.datetime
-    #: ``scheduled`` when due later (recorded only, published by the due-time loop), else ``pending``.
-    status: str
 
 
 class SendPipeline:
@@ -100,29 +85,67 @@ class SendPipeline:
     ) -> list[Accepted | BaseException]:
         """Each item judged exactly as :meth:`send` judges it, in order; an item that is already an
         :class:`ApiError` (it did not decode) stays one. The Redis reads and claims of every item
-        share one round trip, and their recordings reach the recorder together, so a batch costs
-        one pipeline and a few multi-row INSERTs rather than one of each per item."""
+        share one round trip (:meth:`_read_many`), and their recordings reach the recorder
+        together, so a batch costs one pipeline and a few multi-row INSERTs rather than one of each
+        per item."""
         attempts: list[Attempt | ApiError] = []
         for item in items:
             try:
                 attempts.append(item if isinstance(item, ApiError) else self._attempt(caller, item, correlation_id))
             except ApiError as exc:
                 attempts.append(exc)
-        pipe = self.app[app_keys.redis_key].pipeline(transaction=False)
-        spans: list[tuple[int, int]] = []
-        for attempt in attempts:
-            start = len(pipe)
-            if isinstance(attempt, Attempt):
-                self._queue(pipe, attempt)
-            spans.append((start, len(pipe)))
-        results = await pipe.execute() if len(pipe) else []
+        live = [attempt for attempt in attempts if isinstance(attempt, Attempt)]
+        results = iter(await self._read_many(live) if live else [])
         return await asyncio.gather(
             *(
-                self._proceed(attempt, results[start:end]) if isinstance(attempt, Attempt) else _raise(attempt)
-                for attempt, (start, end) in zip(attempts, spans, strict=True)
+                self._proceed(attempt, next(results)) if isinstance(attempt, Attempt) else _raise(attempt)
+                for attempt in attempts
             ),
             return_exceptions=True,
         )
+
+    async def _read_many(self, attempts: list[Attempt]) -> list[list]:
+        """What :meth:`_queue` reads and takes, for a whole batch in one round trip, each send's
+        results in :meth:`_queue`'s order and shape so that :meth:`_proceed` judges it as a single
+        send. Per send: its claim and status hash. Shared: one cache read per distinct user and
+        template, and one ``INCRBY`` per user and channel for all their sends' rate slots, numbered
+        in request order (:meth:`RateLimiter.split_take`)."""
+        pipe = self.app[app_keys.redis_key].pipeline(transaction=False)
+        for attempt in attempts:
+            self.idempotency.queue_claim(pipe, attempt.caller.sub, attempt.request.request_id, attempt.digest)
+            self._queue_status(pipe, attempt)
+        users = list(dict.fromkeys(attempt.user_id for attempt in attempts))
+        codes = list(dict.fromkeys(attempt.request.template_code for attempt in attempts))
+        for user_id in users:
+            self.lookups.queue_user(pipe, user_id)
+        for code in codes:
+            self.lookups.queue_template(pipe, code)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, attempt in enumerate(attempts):
+            groups.setdefault((attempt.user_id, attempt.request.notification_type), []).append(i)
+        for (user_id, channel), members in groups.items():
+            self.limiter.queue_take_many(pipe, user_id, channel, len(members))
+        results = await pipe.execute()
+        at = 3 * len(attempts)
+        cached_users = dict(zip(users, results[at : at + len(users)], strict=True))
+        at += len(users)
+        cached_templates = dict(zip(codes, results[at : at + len(codes)], strict=True))
+        at += len(codes)
+        takes: list = [None] * len(attempts)
+        for members in groups.values():
+            for i, take in zip(members, self.limiter.split_take(results[at : at + 3], len(members)), strict=True):
+                takes[i] = take
+            at += 3
+        return [
+            [
+                results[3 * i],
+                cached_users[attempt.user_id],
+                cached_templates[attempt.request.template_code],
+                *results[3 * i + 1 : 3 * i + 3],
+                *takes[i],
+            ]
+            for i, attempt in enumerate(attempts)
+        ]
 
     def _attempt(self, caller: Caller, req: SendRequest, correlation_id: str) -> Attempt:
         canonical = req.canonical()
@@ -143,9 +166,15 @@ class SendPipeline:
     def _queue(self, pipe, attempt: Attempt) -> None:
         """Queue an attempt's claim, cached lookups, status hash and rate slot; :meth:`_proceed`
         reads their results in this order."""
-        req, created = attempt.request, iso(attempt.created_at)
+        req = attempt.request
         self.idempotency.queue_claim(pipe, attempt.caller.sub, req.request_id, attempt.digest)
         self.lookups.queue_cached(pipe, attempt.user_id, req.template_code)
+        self._queue_status(pipe, attempt)
+        self.limiter.queue_take(pipe, attempt.user_id, req.notification_type)
+
+    def _queue_status(self, pipe, attempt: Attempt) -> None:
+        """The status hash of the send (two results)."""
+        created = iso(attempt.created_at)
         queue_status(
             pipe,
             self._status_key(attempt),
@@ -153,7 +182,6 @@ class SendPipeline:
                 notification_id=attempt.notification_id, status=attempt.status, created_at=created, updated_at=created
             ),
         )
-        self.limiter.queue_take(pipe, attempt.user_id, req.notification_type)
 
     def _status_key(self, attempt: Attempt) -> str:
         return self.app[app_keys.redis_keys_key].notification(attempt.notification_id)
@@ -251,43 +279,8 @@ class SendPipeline:
     async def _record_and_publish(self, attempt: Attempt, user: dict, template: dict) -> tuple[dict, bool]:
         req, nid, now = attempt.request, attempt.notification_id, attempt.created_at
         created = iso(now)
-        body = {
-            "notification_id": nid,
-            "notification_type": req.notification_type,
-            "user_id": attempt.user_id,
-            "user_email": user["email"],
-            "user_push_token": user.get("push_token"),
-            "template_code": req.template_code,
-            "variables": req.variables,
-            "request_id": req.request_id,
-            "priority": req.priority,
-            "metadata": req.metadata,
-            "retry_count": 0,
-            "created_at": created,
-            "template": {key: template.get(key) for key in ("language", "version", "subject", "content")},
-            "mode": attempt.caller.mode,
-            "expires_at": iso(req.expires_at),
-        }
-        row = dict(
-            notification_id=nid,
-            request_id=req.request_id,
-            caller=attempt.caller.sub,
-            request_hash=attempt.digest,
-            user_id=attempt.user_id,
-            template_code=req.template_code,
-            notification_type=req.notification_type,
-            status=attempt.status,
-            priority=req.priority,
-            metadata=req.metadata,
-            mode=attempt.caller.mode,
-            correlation_id=attempt.correlation_id,
-            template_language=template.get("language"),
-            template_version=template.get("version"),
-            send_at=_naive(req.send_at),
-            expires_at=_naive(req.expires_at),
-            created_at=now,
-            updated_at=now,
-        )
+        body = delivery_body(attempt, user, template)
+        row = notification_row(attempt, template)
         message = None
         if attempt.status == SCHEDULED:  # the row keeps the message until the due-time loop publishes it
             row["payload"] = {"body": body, "correlation_id": attempt.correlation_id}
@@ -339,8 +332,3 @@ class SendPipeline:
 
 async def _raise(error: ApiError) -> Accepted:
     raise error
-
-
-def _naive(value: dt.datetime | None) -> dt.datetime | None:
-    """UTC without its zone, as the timestamp columns store it."""
-    return None if value is None else value.astimezone(dt.UTC).replace(tzinfo=None)
