@@ -89,8 +89,9 @@ def _slow(herald: stack.Herald, deliveries: list[dict], accept_per_s: float, pro
 
 
 def _profile(herald: stack.Herald, accept_per_s: float, progress) -> dict:
-    """py-spy on the gateway's processes during an extra wrk run, then on Herald's workers during
-    an extra drain; neither run is among the reported figures."""
+    """py-spy on the gateway's processes during an extra wrk run of single sends and one of the
+    largest batches, then on Herald's workers during an extra drain; none of these runs is among
+    the reported figures."""
     found = {}
     seconds, c = config.DURATION_S, config.REFERENCE_CONCURRENCY
     progress(f"profile: py-spy on the gateway, {c} connections, {seconds} s")
@@ -100,6 +101,16 @@ def _profile(herald: stack.Herald, accept_per_s: float, progress) -> dict:
     gateway.wrk(herald.gateway, herald.lua_env, connections=c, duration=seconds, run="p")
     sampler.wait(timeout=60)
     found["gateway"] = profile.summarise(out)
+    size = max(config.BATCH_SIZES)
+    progress(f"profile: py-spy on the gateway, batches of {size}, {config.BATCH_CONNECTIONS} connections, {seconds} s")
+    out = herald.logs / "profile-batch.txt"
+    sampler = profile.start(herald.pids["gateway"], seconds + 1, out)
+    time.sleep(1)
+    gateway.wrk(
+        herald.gateway, herald.lua_env, connections=config.BATCH_CONNECTIONS, duration=seconds, run="pb", batch=size
+    )
+    sampler.wait(timeout=60)
+    found["batch"] = profile.summarise(out)
     delivery.top_up(herald, config.DRAIN_MESSAGES * 11 // 10, accept_per_s, progress)
     out = herald.logs / "profile-workers.txt"
     found["drain"] = delivery.drain(
