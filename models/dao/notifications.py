@@ -132,15 +132,33 @@ def get(notification_id: str) -> Notification | None:
     return Notification.get_or_none(Notification.notification_id == notification_id)
 
 
+_STATUS_SQL = "SELECT status FROM notification_status WHERE notification_id = {param}"
+
+
 def status_of(notification_id: str) -> str | None:
     """The status alone, ``None`` for no such notification: the workers' check before every send,
-    which need not load and decode the row's attempts, metadata and payload."""
-    return (
-        Notification.select(Notification.status)
-        .where(Notification.notification_id == notification_id)
-        .tuples()
-        .scalar()
-    )
+    which need not load and decode the row's attempts, metadata and payload. Fixed SQL, not a peewee
+    query: building the query cost four times the database's own time for it."""
+    db = Notification._meta.database
+    found = db.execute_sql(_STATUS_SQL.format(param=db.param), (notification_id,)).fetchone()
+    return found[0] if found else None
+
+
+def _returned(cursor) -> Notification | None:
+    """The row an ``UPDATE ... RETURNING`` gave, built as peewee builds a row (each column through
+    its field's ``python_value``) but without ``Model.raw``'s per-query column resolution, which
+    cost the workers a third of their recording call."""
+    values = cursor.fetchone()
+    if values is None:
+        return None
+    columns = Notification._meta.columns
+    data = {}
+    for description, value in zip(cursor.description, values, strict=True):
+        field = columns[description[0]]
+        data[field.name] = value if value is None else field.python_value(value)
+    row = Notification(__no_default__=1, **data)
+    row._dirty.clear()
+    return row
 
 
 def get_by_request(caller: str, request_id: str) -> Notification | None:
@@ -227,21 +245,18 @@ def record_attempt(
     db = Notification._meta.database
     if _on_postgres(db):
         allowed = list(only_from) if only_from is not None else None
-        rows = list(
-            Notification.raw(
-                _RECORD_SQL,
-                json.dumps([attempt]),
-                at,
-                status,
-                error,
-                NOT_ATTEMPTS,
-                list(ERROR_STATUSES),
-                notification_id,
-                allowed,
-                allowed,
-            )
+        params = (
+            json.dumps([attempt]),
+            at,
+            status,
+            error,
+            NOT_ATTEMPTS,
+            list(ERROR_STATUSES),
+            notification_id,
+            allowed,
+            allowed,
         )
-        return rows[0] if rows else None
+        return _returned(db.execute_sql(_RECORD_SQL, params))
     with db.atomic():
         row = _locked(notification_id)
         if row is None or (only_from is not None and row.status not in only_from):

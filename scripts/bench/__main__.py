@@ -96,6 +96,7 @@ def _profile(herald: stack.Herald, accept_per_s: float, progress) -> dict:
     seconds, c = config.DURATION_S, config.REFERENCE_CONCURRENCY
     progress(f"profile: py-spy on the gateway, {c} connections, {seconds} s")
     out = herald.logs / "profile-gateway.txt"
+    herald.empty_queue()
     sampler = profile.start(herald.pids["gateway"], seconds + 1, out)
     time.sleep(1)  # py-spy attached before the load starts
     gateway.wrk(herald.gateway, herald.lua_env, connections=c, duration=seconds, run="p")
@@ -104,6 +105,7 @@ def _profile(herald: stack.Herald, accept_per_s: float, progress) -> dict:
     size = max(config.BATCH_SIZES)
     progress(f"profile: py-spy on the gateway, batches of {size}, {config.BATCH_CONNECTIONS} connections, {seconds} s")
     out = herald.logs / "profile-batch.txt"
+    herald.empty_queue()
     sampler = profile.start(herald.pids["gateway"], seconds + 1, out)
     time.sleep(1)
     gateway.wrk(

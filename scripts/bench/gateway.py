@@ -72,6 +72,7 @@ def curve(herald: Herald, floor_url: str, floor_pid: int, progress) -> list[dict
         floor = wrk(floor_url, herald.lua_env, connections=c, duration=config.DURATION_S, run=f"f{c}")
         floor_window = proc.spent(before, proc.snapshot(roots, herald.backends()))
         progress(f"gateway: Herald, {c} connections, {config.DURATION_S} s")
+        herald.empty_queue()
         before = proc.snapshot(roots, herald.backends())
         gateway = wrk(herald.gateway, herald.lua_env, connections=c, duration=config.DURATION_S, run=f"g{c}")
         window = proc.spent(before, proc.snapshot(roots, herald.backends()))
@@ -105,8 +106,10 @@ def batches(herald: Herald, progress) -> list[dict]:
     for size in config.BATCH_SIZES:
         c, seconds = config.REFERENCE_CONCURRENCY, config.DURATION_S
         progress(f"batch: single sends, {c} connections, {seconds} s")
+        herald.empty_queue()
         single = wrk(herald.gateway, herald.lua_env, connections=c, duration=seconds, run=f"bs{size}")
         progress(f"batch: {size} sends per request, {config.BATCH_CONNECTIONS} connections, {seconds} s")
+        herald.empty_queue()
         batch = wrk(
             herald.gateway,
             herald.lua_env,

@@ -133,6 +133,7 @@ def summary(results: dict, charts: list[str]) -> str:
         out.append(
             f"{p['size']:>16,}{p['single']['accepted_per_s']:>11,.0f}{b['accepted_per_s']:>15,.0f}"
             f"{p['ratio'] or 0:>8.2f}{b['p50_ms']:>9.0f}{b['p99_ms']:>9.0f}  {b['statuses']}"
+            f", items not 202: {b['statuses'].get('200', 0) * p['size'] - b['accepted_items']:,}"
         )
     n = config.DRAIN_MESSAGES
     out += [
