@@ -146,7 +146,8 @@ async def test_a_send_timing_out_before_its_publish_leaves_no_row_and_no_message
     holder.start()
     try:
         assert locked.wait(10)
-        resp = await stack.send(**send_body(user, template))
+        body = send_body(user, template)
+        resp = await stack.send(**body)
         assert resp.status == 503, await resp.text()
     finally:
         release.set()
@@ -158,3 +159,6 @@ async def test_a_send_timing_out_before_its_publish_leaves_no_row_and_no_message
     assert await total_for(stack, user) == 0
     assert publisher.published == []
     assert drain_queue(stack.env["RABBITMQ_URL"]) == []
+    again = await stack.send(**body)  # the 503 said "send it again": a new send, not a replay
+    assert again.status == 202, await again.text()
+    assert publisher.published == [(await again.json())["data"]["notification_id"]]

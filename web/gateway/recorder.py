@@ -64,15 +64,17 @@ class Recorder:
         self.flushes = flushes
         self._waiting: list[tuple[Entry, asyncio.Future]] = []
         self._running: set[asyncio.Task] = set()
-        #: Sends whose publish is out: their answer waits for its outcome, whatever the timer says.
-        self._publishing: set[asyncio.Future] = set()
+        #: Sends this flush answers whatever their timer says: those still waited for once their
+        #: INSERT returned. From then on their rows exist and their messages may go out, so only the
+        #: flush knows the true answer.
+        self._answering: set[asyncio.Future] = set()
 
     async def record(self, entry: Entry, *, timeout_s: float) -> bool:
         """Record and publish ``entry``; False when its row existed already; :class:`TimeoutError`
-        when it was not yet being published after ``timeout_s`` (its row, if written, is deleted
-        and it is not published). A send whose publish is out by then waits for the confirm or the
-        refusal, which the publisher bounds: answering 503 before knowing could leave a message
-        in a queue for a send the caller was told to repeat. A timer per send, not
+        when its INSERT had not returned after ``timeout_s`` (its row, if written later, is deleted
+        and it is never published). A send whose INSERT has returned waits for the publish's
+        confirm or refusal, which the publisher bounds: answering 503 before knowing could leave a
+        message in a queue for a send the caller was told to repeat. A timer per send, not
         ``asyncio.wait_for``, which would cost a task per send."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -88,7 +90,7 @@ class Recorder:
             timer.cancel()
 
     def _time_out(self, future: asyncio.Future) -> None:
-        if not future.done() and future not in self._publishing:
+        if not future.done() and future not in self._answering:
             future.set_exception(TimeoutError("not recorded and published in time"))
 
     async def _drain(self) -> None:
@@ -106,8 +108,10 @@ class Recorder:
                 raise
             except Exception as exc:  # the INSERT itself failed: every send of the batch is refused
                 outcomes = [exc] * len(batch)
+            finally:
+                self._answering.difference_update(future for _, future in batch)
             for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # timed out before its publish went out: nothing of it remains
+                if future.done():  # answered 503 before its INSERT returned: nothing of it remains
                     continue
                 if isinstance(outcome, BaseException):
                     future.set_exception(outcome)
@@ -117,17 +121,19 @@ class Recorder:
     async def _write(self, batch: list[tuple[Entry, asyncio.Future]]) -> list[bool | Exception]:
         """Insert the rows, publish the new ones whose callers still wait, record their responses."""
         inserted = await in_db(self.app, dao.create_many, [entry.row for entry, _ in batch], atomic=False)
-        new = [(entry, future) for entry, future in batch if entry.row["notification_id"] in inserted]
-        gave_up = [entry.row["notification_id"] for entry, future in new if future.done()]
-        if gave_up:  # answered 503 during the INSERT: their rows go, and nothing of them is published
-            await self._delete(gave_up)
-        fresh = [(entry, future) for entry, future in new if entry.message and not future.done()]
-        self._publishing.update(future for _, future in fresh)
-        try:
-            refused = await self.publisher.publish_many([entry.message for entry, _ in fresh])
-        finally:
-            self._publishing.difference_update(future for _, future in fresh)
-        refusals = {entry.row["notification_id"]: r for (entry, _), r in zip(fresh, refused, strict=True) if r}
+        # No await between here and the publish: every caller still waiting is now answered by this
+        # flush, and every caller already answered 503 gets nothing published.
+        self._answering.update(future for _, future in batch if not future.done())
+        gave_up = {entry.row["notification_id"] for entry, future in batch if future.done()} & inserted
+        fresh = [
+            entry
+            for entry, future in batch
+            if entry.message and not future.done() and entry.row["notification_id"] in inserted
+        ]
+        refused = await self.publisher.publish_many([entry.message for entry in fresh])
+        if gave_up:
+            await self._delete(list(gave_up))
+        refusals = {entry.row["notification_id"]: r for entry, r in zip(fresh, refused, strict=True) if r}
         withdrawn = await self._withdraw(list(refusals)) if refusals else set()
         outcomes: list[bool | Exception] = []
         published: list[tuple[str, str, str, dict]] = []
@@ -135,6 +141,8 @@ class Recorder:
             nid = entry.row["notification_id"]
             if nid not in inserted:
                 outcomes.append(False)
+            elif nid in gave_up:
+                outcomes.append(TimeoutError("answered before its row was written"))
             elif nid in withdrawn:
                 outcomes.append(refusals[nid])
             else:  # published, scheduled, or refused but already taken by a worker
