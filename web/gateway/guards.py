@@ -116,10 +116,7 @@ class RateLimiter:
         refused for another reason holds a slot for the millisecond its checks take, which can
         only matter to a concurrent request at the very edge of the limit.
         """
-        key = self.key(user_id, channel)
-        pipe.incr(key)
-        pipe.expire(key, RATE_WINDOW_S, nx=True)
-        pipe.ttl(key)
+        self.queue_take_many(pipe, user_id, channel, 1)
 
     def queue_take_many(self, pipe, user_id: str, channel: str, count: int) -> None:
         """:meth:`queue_take` for ``count`` sends of one batch to the same user and channel, in one
