@@ -10,9 +10,10 @@ Around each delivery actor (``send_email``, ``send_push``) it:
    failed, cancelled, expired), or has no record at all (the gateway refused the request after an
    ambiguous publish, and told the client so); a notification past its ``expires_at`` ends
    ``expired`` here, whatever it waited in (the queue, a retry, an open breaker);
-3. after the actor returns (the provider accepted), records ``delivered``. If PostgreSQL or Redis
-   fails at that moment, a copy marked ``provider_accepted`` is re-published after the outage delay
-   and the copy only records: the provider is never asked twice (README, "Failure behaviour").
+3. after the actor returns (the provider accepted), records ``delivered`` and ends the claim in
+   the same Redis round trip as the status hash. If PostgreSQL or Redis fails at that moment, a
+   copy marked ``provider_accepted`` is re-published after the outage delay and the copy only
+   records: the provider is never asked twice (README, "Failure behaviour").
 
 The claim lives a little longer than the actor's time limit, so it outlives any send, yet a
 crashed worker's claim frees itself soon.
@@ -78,7 +79,7 @@ class DeliveryGuard(Middleware):
             log.warning("notification already %s; message dropped", status)
             raise SkipMessage(f"already {status}")
         if message.options.get(PROVIDER_ACCEPTED):
-            self._record(nid)  # an outage here raises, and the outage middleware re-publishes the copy
+            self._record(message, nid)  # an outage here raises, and the outage middleware re-publishes the copy
             message.options[RECORDED] = DELIVERED
             raise SkipMessage("provider accepted earlier; delivery recorded")
         if ms_until_expiry(message, utcnow()) == 0:
@@ -102,13 +103,18 @@ class DeliveryGuard(Middleware):
         if nid is not None:
             self._release(message, nid)
 
-    def _record(self, nid: str) -> None:
-        self.status.record(nid, outcome="delivered", status=DELIVERED)
+    def _record(self, message, nid: str) -> None:
+        """Record ``delivered``; the claim goes in the status mirror's round trip (or expires if
+        Redis fails then), so ``_release`` has nothing left to do. An outage raises with the claim
+        still held, and ``_release`` gives it back."""
+        self.status.record(nid, outcome="delivered", status=DELIVERED, release=self.status.keys.sending(nid))
+        with self._lock:
+            self._held.discard(message.message_id)
         log.info("notification delivered")
 
     def _record_or_defer(self, broker, message, nid: str) -> None:
         try:
-            self._record(nid)
+            self._record(message, nid)
         except UNAVAILABLE as exc:
             log.warning("delivery not recorded (%s); a copy records it in %d ms", type(exc).__name__, OUTAGE_DELAY_MS)
             try:

@@ -110,9 +110,16 @@ class StatusWriter:
         error: str | None = None,
         at: dt.datetime | None = None,
         only_from: tuple[str, ...] | None = None,
+        release: str | None = None,
     ) -> Notification | None:
         """Record an attempt (and a status) as :func:`models.dao.notifications.record_attempt` does
-        (``None`` when nothing was recorded), then mirror it and tell the listeners of a final one."""
+        (``None`` when nothing was recorded), then mirror it and tell the listeners of a final one.
+
+        ``release``: a key (the send claim the outcome ends) deleted in the mirror's round trip, or
+        on its own when nothing was recorded; one round trip fewer per delivery. Once this returns,
+        the key is gone, or Redis failed and the key expires on its own. Not deleted when this
+        raises: the caller still holds what the key guards.
+        """
         listeners = [x for x in self.listeners if x.wants(status)] if status in FINAL_STATUSES else []
         actions: list[Callable[[], None]] = []
         if listeners:
@@ -126,12 +133,15 @@ class StatusWriter:
             row = dao.record_attempt(
                 notification_id, outcome=outcome, error=error, status=status, at=at, only_from=only_from
             )
+        try:
+            if row is not None:
+                self.mirror(row, release=release)
+            elif release is not None:
+                self.redis.delete(release)
+        except redis.exceptions.RedisError as exc:
+            # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
+            log.warning("status not mirrored to Redis: %s", type(exc).__name__)
         if row is not None:
-            try:
-                self.mirror(row)
-            except redis.exceptions.RedisError as exc:
-                # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
-                log.warning("status not mirrored to Redis: %s", type(exc).__name__)
             self._run(row, actions)
         return row
 
@@ -177,7 +187,9 @@ class StatusWriter:
             except Exception:
                 log.exception("a status listener's follow-up failed", extra={"notification_id": row.notification_id})
 
-    def mirror(self, row: Notification) -> None:
+    def mirror(self, row: Notification, *, release: str | None = None) -> None:
         pipe = self.redis.pipeline(transaction=True)
         queue_status(pipe, self.keys.notification(row.notification_id), row_status(row))
+        if release is not None:
+            pipe.delete(release)
         pipe.execute()

@@ -10,8 +10,11 @@ import uuid
 
 import pika
 import pytest
+import redis
 
+from models.redis_keys import RedisKeys
 from tests.support.processes import worker
+from tests.support.resources import REDIS_URL
 from tests.support.smtp_server import smtp_server
 
 
@@ -45,7 +48,7 @@ def smtp():
         yield server
 
 
-async def test_email_end_to_end(stack, smtp, tmp_path):
+async def test_email_end_to_end(stack, smtp, tmp_path, redis_prefix):
     user = await stack.create_user(name="Ada")
     template = await stack.create_template(
         subject="Welcome {{ name }}", content="<h1>Hi {{ name }}</h1><p>Open <a href='{{ link }}'>this</a></p>"
@@ -78,6 +81,13 @@ async def test_email_end_to_end(stack, smtp, tmp_path):
     assert note["delivered_at"] and note["retry_count"] == 0 and note["error"] is None
     assert [a["outcome"] for a in note["attempts"]] == ["delivered"]
     assert note["metadata"] == {"campaign": "launch"}
+    # the send claim ended with the recording: another copy of the message would not wait for it
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        assert client.exists(RedisKeys(redis_prefix).sending(nid)) == 0
+        assert client.hget(RedisKeys(redis_prefix).notification(nid), "status") == "delivered"
+    finally:
+        client.close()
     # the worker's JSON log lines carry the request's correlation id and the notification id
     lines = [json.loads(x) for x in (tmp_path / "worker.log").read_text().splitlines() if x.startswith("{")]
     delivered = [x for x in lines if x["message"] == "notification delivered"]
