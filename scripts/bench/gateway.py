@@ -99,6 +99,19 @@ def memory(herald: Herald) -> dict[str, list[dict]]:
     return {role: proc.memory(pid) for role, pid in herald.pids.items()}
 
 
+def ceiling(cpu_ms_per_item: dict[str, float]) -> dict[str, float]:
+    """Items per second the machine's cores could give at these CPU costs: ``all`` with every
+    process as measured, ``without gateway`` if the gateway cost nothing. The second is a bound no
+    gateway code can pass: what RabbitMQ, PostgreSQL, Redis and the load generator need per item."""
+    cores = os.cpu_count() or 1
+    total = sum(cpu_ms_per_item.values())
+    rest = total - sum(v for k, v in cpu_ms_per_item.items() if k == "gateway")
+    return {
+        "all": round(cores * 1000 / total) if total else 0,
+        "without gateway": round(cores * 1000 / rest) if rest else 0,
+    }
+
+
 def batches(herald: Herald, progress) -> list[dict]:
     """Sends accepted per second through the batch endpoint, beside single sends at the reference
     concurrency measured just before it: the batch's reference is the gateway itself."""
@@ -107,9 +120,12 @@ def batches(herald: Herald, progress) -> list[dict]:
         c, seconds = config.REFERENCE_CONCURRENCY, config.DURATION_S
         progress(f"batch: single sends, {c} connections, {seconds} s")
         herald.empty_queue()
+        before = proc.snapshot(herald.pids, herald.backends())
         single = wrk(herald.gateway, herald.lua_env, connections=c, duration=seconds, run=f"bs{size}")
+        single_window = proc.spent(before, proc.snapshot(herald.pids, herald.backends()))
         progress(f"batch: {size} sends per request, {config.BATCH_CONNECTIONS} connections, {seconds} s")
         herald.empty_queue()
+        before = proc.snapshot(herald.pids, herald.backends())
         batch = wrk(
             herald.gateway,
             herald.lua_env,
@@ -118,9 +134,16 @@ def batches(herald: Herald, progress) -> list[dict]:
             run=f"b{size}",
             batch=size,
         )
+        window = proc.spent(before, proc.snapshot(herald.pids, herald.backends()))
         ratio = round(batch["accepted_per_s"] / single["accepted_per_s"], 2) if single["accepted_per_s"] else None
+        cpu = proc.per_unit(window, batch["accepted"], herald.background)
         points.append({"size": size, "connections": config.BATCH_CONNECTIONS, "single": single, "batch": batch})
-        points[-1]["ratio"] = ratio
+        points[-1] |= {
+            "ratio": ratio,
+            "cpu_ms_per_item": cpu,
+            "single_cpu_ms_per_send": proc.per_unit(single_window, single["accepted"], herald.background),
+            "ceiling_per_s": ceiling(cpu),
+        }
         progress.note(
             f"batches of {size}: {batch['accepted_per_s']:,.0f} sends accepted/s, single sends "
             f"{single['accepted_per_s']:,.0f}/s: {ratio}x; p50 {batch['p50_ms']:.0f} ms per batch"

@@ -45,6 +45,7 @@ def headline(results: dict) -> dict:
                 "single_per_s": round(p["single"]["accepted_per_s"]),
                 "batch_per_s": round(p["batch"]["accepted_per_s"]),
                 "ratio": p["ratio"],
+                **({"cpu_ms_per_item": p["cpu_ms_per_item"]} if "cpu_ms_per_item" in p else {}),
             }
             for p in results.get("batch", [])
         },
@@ -167,6 +168,14 @@ def summary(results: dict, charts: list[str]) -> str:
         "",
         f"CPU ms per accepted send at {config.REFERENCE_CONCURRENCY} connections (shared services net of their idle"
         f" rate): {_cpu(g['cpu_ms_per_send'])}; the floor's per request: {g['floor_cpu_ms_per_request']:.2f}",
+        *(
+            f"CPU ms per item, batches of {b['size']:,}: {_cpu(b['cpu_ms_per_item'])}; single sends just before:"
+            f" {_cpu(b['single_cpu_ms_per_send'])}. The cores give {b['ceiling_per_s']['all']:,} items/s at this"
+            f" cost, {b['ceiling_per_s']['without gateway']:,} if the gateway cost nothing"
+            f" (5x the single sends: {5 * b['single']['accepted_per_s']:,.0f})"
+            for b in results.get("batch", [])
+            if "cpu_ms_per_item" in b
+        ),
         f"CPU ms per mail, Herald 2 x {config.WORKER_THREADS}: {_cpu(d['herald']['cpu_ms_per_mail'])}",
         f"CPU ms per mail, thinnest 2 x {config.WORKER_THREADS}: {_cpu(d['floor']['cpu_ms_per_mail'])}",
         "",
