@@ -99,19 +99,6 @@ def memory(herald: Herald) -> dict[str, list[dict]]:
     return {role: proc.memory(pid) for role, pid in herald.pids.items()}
 
 
-def ceiling(cpu_ms_per_item: dict[str, float]) -> dict[str, float]:
-    """Items per second the machine's cores could give at these CPU costs: ``all`` with every
-    process as measured, ``without gateway`` if the gateway cost nothing. The second is a bound no
-    gateway code can pass: what RabbitMQ, PostgreSQL, Redis and the load generator need per item."""
-    cores = os.cpu_count() or 1
-    total = sum(cpu_ms_per_item.values())
-    rest = total - sum(v for k, v in cpu_ms_per_item.items() if k == "gateway")
-    return {
-        "all": round(cores * 1000 / total) if total else 0,
-        "without gateway": round(cores * 1000 / rest) if rest else 0,
-    }
-
-
 def batches(herald: Herald, progress) -> list[dict]:
     """Sends accepted per second through the batch endpoint, beside single sends at the reference
     concurrency measured just before it: the batch's reference is the gateway itself."""
@@ -142,7 +129,7 @@ def batches(herald: Herald, progress) -> list[dict]:
             "ratio": ratio,
             "cpu_ms_per_item": cpu,
             "single_cpu_ms_per_send": proc.per_unit(single_window, single["accepted"], herald.background),
-            "ceiling_per_s": ceiling(cpu),
+            "ceiling_per_s": {"all": proc.ceiling(cpu), "without gateway": proc.ceiling(cpu, gateway=0.0)},
         }
         progress.note(
             f"batches of {size}: {batch['accepted_per_s']:,.0f} sends accepted/s, single sends "

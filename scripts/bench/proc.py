@@ -120,6 +120,14 @@ def per_unit(window: dict, units: int, background: dict | None = None) -> dict[s
     return out
 
 
+def ceiling(ms_per_unit: dict[str, float], **instead: float) -> int:
+    """Units per second this machine's cores give at these CPU costs per unit, with the costs of
+    the groups named in ``instead`` replaced: the rate no code in the other groups can pass (with
+    ``gateway=0``, what RabbitMQ, PostgreSQL, Redis and the load generator need per send)."""
+    total = sum({**ms_per_unit, **instead}.values())
+    return round((os.cpu_count() or 1) * 1000 / total) if total else 0
+
+
 def _status(pid: int) -> dict[str, str]:
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()

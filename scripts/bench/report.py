@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from scripts.bench import config
+from scripts.bench import config, proc
 from tests.support.processes import ROOT
 
 VAR = ROOT / "var"
@@ -103,6 +103,17 @@ def _cpu(split: dict[str, float]) -> str:
     return ", ".join(f"{k} {split[k]:.2f}" for k in order if split.get(k, 0) >= 0.005)
 
 
+def _ceiling(units: str, split: dict[str, float], group: str, thinnest: float, reference: float, name: str) -> str:
+    """What the cores allow at the measured cost, and if ``group`` cost only what the reference's
+    own process does: the ratio no code in ``group`` can pass while the rest costs what it does."""
+    at_cost, thin = proc.ceiling(split), proc.ceiling(split, **{group: thinnest})
+    best = f" = {thin / reference:.2f} of the {name}" if reference else ""
+    return (
+        f"  the cores give {at_cost:,} {units}/s at this cost; {thin:,}/s{best} if Herald's {group}"
+        f" cost only the {name}'s {thinnest:.2f} ms"
+    )
+
+
 def summary(results: dict, charts: list[str]) -> str:
     q = results["quiet"]
     minutes, seconds = divmod(results.get("elapsed_s", 0), 60)
@@ -168,6 +179,7 @@ def summary(results: dict, charts: list[str]) -> str:
         "",
         f"CPU ms per accepted send at {config.REFERENCE_CONCURRENCY} connections (shared services net of their idle"
         f" rate): {_cpu(g['cpu_ms_per_send'])}; the floor's per request: {g['floor_cpu_ms_per_request']:.2f}",
+        _ceiling("sends", g["cpu_ms_per_send"], "gateway", g["floor_cpu_ms_per_request"], g["floor"]["rps"], "floor"),
         *(
             f"CPU ms per item, batches of {b['size']:,}: {_cpu(b['cpu_ms_per_item'])}; single sends just before:"
             f" {_cpu(b['single_cpu_ms_per_send'])}. The cores give {b['ceiling_per_s']['all']:,} items/s at this"
@@ -178,6 +190,14 @@ def summary(results: dict, charts: list[str]) -> str:
         ),
         f"CPU ms per mail, Herald 2 x {config.WORKER_THREADS}: {_cpu(d['herald']['cpu_ms_per_mail'])}",
         f"CPU ms per mail, thinnest 2 x {config.WORKER_THREADS}: {_cpu(d['floor']['cpu_ms_per_mail'])}",
+        _ceiling(
+            "mails",
+            d["herald"]["cpu_ms_per_mail"],
+            "workers",
+            d["floor"]["cpu_ms_per_mail"].get("workers", 0.0),
+            d["floor"]["per_s"],
+            "thinnest worker",
+        ),
         "",
         "Resident memory after the run (VmRSS, MiB):",
     ]
