@@ -1,5 +1,6 @@
 """Queries on NOTIFICATION_STATUS; nothing outside ``models/dao`` builds a notification query (the
-counts of the operator console's overview are in :mod:`models.dao.notification_counts`).
+listings are in :mod:`models.dao.notification_search`, the counts of the operator console's
+overview in :mod:`models.dao.notification_counts`).
 
 PostgreSQL is the record (history, attempts, listing); :mod:`models.status_writer` mirrors each
 change to the Redis hash.
@@ -7,11 +8,9 @@ change to the Redis hash.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
-import uuid
 from typing import Any
 
 import peewee
@@ -165,49 +164,6 @@ def get_by_request(caller: str, request_id: str) -> Notification | None:
     return Notification.get_or_none((Notification.caller == caller) & (Notification.request_id == request_id))
 
 
-def listing(
-    *, user_id: str | None, status: str | None, notification_type: str | None, page: int, limit: int
-) -> tuple[int, list[Notification]]:
-    query = Notification.select()
-    if user_id:
-        query = query.where(Notification.user_id == user_id)
-    if status:
-        query = query.where(Notification.status == status)
-    if notification_type:
-        query = query.where(Notification.notification_type == notification_type)
-    total = query.count()
-    rows = list(query.order_by(Notification.created_at.desc(), Notification.id).paginate(page, limit))
-    return total, rows
-
-
-def search(
-    *,
-    any_id: str | None = None,
-    user_id: str | None = None,
-    status: str | None = None,
-    notification_type: str | None = None,
-    page: int,
-    limit: int,
-) -> tuple[int, list[Notification]]:
-    """The operator's search: ``any_id`` matches a notification id or a request id exactly, and a
-    user id too when it is a UUID (each of the three is indexed); the rest as :func:`listing`."""
-    query = Notification.select()
-    if any_id:
-        match = (Notification.notification_id == any_id) | (Notification.request_id == any_id)
-        with contextlib.suppress(ValueError):
-            match |= Notification.user_id == uuid.UUID(any_id)
-        query = query.where(match)
-    if user_id:
-        query = query.where(Notification.user_id == user_id)
-    if status:
-        query = query.where(Notification.status == status)
-    if notification_type:
-        query = query.where(Notification.notification_type == notification_type)
-    total = query.count()
-    rows = list(query.order_by(Notification.created_at.desc(), Notification.id).paginate(page, limit))
-    return total, rows
-
-
 _RECORD_SQL = """
 WITH new AS (SELECT %s::jsonb AS attempt, %s::timestamp AS at, %s::text AS status, %s::text AS error)
 UPDATE notification_status AS n SET
@@ -219,7 +175,7 @@ UPDATE notification_status AS n SET
     error = CASE WHEN new.status IS NULL THEN n.error WHEN new.status = ANY(%s) THEN new.error ELSE NULL END,
     delivered_at = CASE WHEN new.status = 'delivered' THEN new.at ELSE n.delivered_at END
 FROM new
-WHERE n.notification_id = %s AND (%s::text[] IS NULL OR n.status = ANY(%s::text[]))
+WHERE n.notification_id = ANY(%s::text[]) AND (%s::text[] IS NULL OR n.status = ANY(%s::text[]))
 RETURNING n.*
 """
 
@@ -234,11 +190,27 @@ def record_attempt(
     only_from: tuple[str, ...] | None = None,
 ) -> Notification | None:
     """Append an attempt to the history and, when given, move the status; returns the row, or
-    ``None`` when there is no such notification or its status is not one of ``only_from``.
+    ``None`` when there is no such notification or its status is not one of ``only_from``."""
+    found = record_attempts([notification_id], outcome=outcome, error=error, status=status, at=at, only_from=only_from)
+    return found.get(notification_id)
+
+
+def record_attempts(
+    notification_ids: list[str],
+    *,
+    outcome: str,
+    error: str | None = None,
+    status: str | None = None,
+    at: dt.datetime | None = None,
+    only_from: tuple[str, ...] | None = None,
+) -> dict[str, Notification]:
+    """:func:`record_attempt` for many notifications at once, the rows recorded by id.
 
     On PostgreSQL this is one UPDATE (the append is atomic, so a redelivery racing the original
     cannot lose an attempt, and ``only_from`` is judged on the row as it is) and one round trip, on
-    the workers' hot path. ``retry_count`` is derived: attempts made minus one, receipts not counted.
+    the workers' hot path: a statement's fixed cost is several times a row's, so the workers record
+    many deliveries with one (:mod:`models.group_commit`). ``retry_count`` is derived: attempts made
+    minus one, receipts not counted.
     """
     at = at or utcnow()
     attempt = {"time": iso(at), "outcome": outcome, "error": error}
@@ -252,25 +224,29 @@ def record_attempt(
             error,
             NOT_ATTEMPTS,
             list(ERROR_STATUSES),
-            notification_id,
+            list(notification_ids),
             allowed,
             allowed,
         )
-        return _returned(db.execute_sql(_RECORD_SQL, params))
+        cursor = db.execute_sql(_RECORD_SQL, params)
+        return {row.notification_id: row for row in iter(lambda: _returned(cursor), None)}
+    found = {}
     with db.atomic():
-        row = _locked(notification_id)
-        if row is None or (only_from is not None and row.status not in only_from):
-            return None
-        row.attempts = [*(row.attempts or []), attempt]
-        row.retry_count = max(0, sum(1 for a in row.attempts if a["outcome"] not in NOT_ATTEMPTS) - 1)
-        row.updated_at = at
-        if status is not None:
-            row.status = status
-            row.error = error if status in ERROR_STATUSES else None
-            if status == DELIVERED:
-                row.delivered_at = at
-        row.save()
-        return row
+        for notification_id in notification_ids:
+            row = _locked(notification_id)
+            if row is None or (only_from is not None and row.status not in only_from):
+                continue
+            row.attempts = [*(row.attempts or []), attempt]
+            row.retry_count = max(0, sum(1 for a in row.attempts if a["outcome"] not in NOT_ATTEMPTS) - 1)
+            row.updated_at = at
+            if status is not None:
+                row.status = status
+                row.error = error if status in ERROR_STATUSES else None
+                if status == DELIVERED:
+                    row.delivered_at = at
+            row.save()
+            found[notification_id] = row
+    return found
 
 
 def set_status(

@@ -11,8 +11,8 @@ import pytest
 
 from models.base import bind_databases, utcnow
 from models.dao import notification_counts as counts
+from models.dao import notification_search, users
 from models.dao import notifications as dao
-from models.dao import users
 from models.migrations import migrate
 from models.notification import DELIVERED, FAILED, PENDING, Notification
 from tests.support.factories import notification
@@ -34,7 +34,7 @@ def check_search() -> None:
     other = notification(request_id=a.notification_id)  # a request id that looks like another's id
 
     def ids(**kw) -> set[str]:
-        total, rows = dao.search(page=1, limit=10, **kw)
+        total, rows = notification_search.search(page=1, limit=10, **kw)
         assert total == len(rows)
         return {row.notification_id for row in rows}
 

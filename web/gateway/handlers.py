@@ -6,6 +6,7 @@ import peewee
 from aiohttp import web
 from msgspec import UNSET
 
+from models.dao import notification_search
 from models.dao import notifications as dao
 from web.common.api import Reply
 from web.common.app import in_db
@@ -46,7 +47,7 @@ async def list_notifications(request: web.Request, *, caller: Caller, query: Not
         user_id = caller.sub
     total, rows = await _db(
         request,
-        dao.listing,
+        notification_search.listing,
         user_id=user_id,
         status=None if query.status is UNSET else query.status,
         notification_type=None if query.notification_type is UNSET else query.notification_type,

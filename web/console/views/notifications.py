@@ -1,6 +1,6 @@
 """Notifications: search and one notification's page with its timeline (README, "Operator console").
 
-The rows come from the same DAO as ``GET /api/v1/notifications`` (:mod:`models.dao.notifications`);
+The rows come from the same DAO as ``GET /api/v1/notifications`` (:mod:`models.dao.notification_search`);
 an e-mail in the search box is turned into a user id by the user service's API.
 """
 
@@ -12,6 +12,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from models.dao import notifications as dao
+from models.dao.notification_search import search
 from models.notification import CHANNELS, FAILED, OPEN_STATUSES, STATUSES, Notification
 from web.common.auth import Caller
 from web.common.envelope import ApiError
@@ -67,9 +68,9 @@ async def listing(request: web.Request) -> web.Response:
         if user_id is None:
             problem = f"No user has the e-mail address {q}."
         else:
-            total, rows = await db(request, dao.search, user_id=user_id, page=page, limit=LIMIT, **filters)
+            total, rows = await db(request, search, user_id=user_id, page=page, limit=LIMIT, **filters)
     else:
-        total, rows = await db(request, dao.search, any_id=q or None, page=page, limit=LIMIT, **filters)
+        total, rows = await db(request, search, any_id=q or None, page=page, limit=LIMIT, **filters)
     context = {
         "q": q,
         "status": filters["status"] or "",
