@@ -38,6 +38,7 @@ from messaging.messages import (
 from messaging.topology import CHANNEL_OF_ACTOR
 from middleware.outage import OUTAGE_DELAY_MS
 from models.base import utcnow
+from models.group_commit import GroupCommit
 from models.notification import DELIVERED, EXPIRED, OPEN_STATUSES
 from models.unavailable import UNAVAILABLE
 
@@ -60,6 +61,7 @@ class DeliveryGuard(Middleware):
         self.claim_ms = claim_ms
         self._held: set[str] = set()
         self._lock = threading.Lock()
+        self._deliveries = GroupCommit(self._record_delivered)
 
     def before_process_message(self, broker, message):
         nid = self._notification_id(message)
@@ -104,13 +106,19 @@ class DeliveryGuard(Middleware):
             self._release(message, nid)
 
     def _record(self, message, nid: str) -> None:
-        """Record ``delivered``; the claim goes in the status mirror's round trip (or expires if
-        Redis fails then), so ``_release`` has nothing left to do. An outage raises with the claim
-        still held, and ``_release`` gives it back."""
-        self.status.record(nid, outcome="delivered", status=DELIVERED, release=self.status.keys.sending(nid))
+        """Record ``delivered``, with the deliveries other threads of this process are recording
+        (one UPDATE and one Redis round trip for the group: :mod:`models.group_commit`). The claim
+        goes in the status mirror's round trip (or expires if Redis fails then), so ``_release`` has
+        nothing left to do; an outage raises with the claim still held, and ``_release`` gives it
+        back."""
+        self._deliveries.submit(nid)
         with self._lock:
             self._held.discard(message.message_id)
         log.info("notification delivered")
+
+    def _record_delivered(self, nids: list[str]) -> list:
+        claims = [self.status.keys.sending(nid) for nid in nids]
+        return self.status.record_many(nids, outcome="delivered", status=DELIVERED, release=claims)
 
     def _record_or_defer(self, broker, message, nid: str) -> None:
         try:

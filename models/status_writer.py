@@ -110,40 +110,51 @@ class StatusWriter:
         error: str | None = None,
         at: dt.datetime | None = None,
         only_from: tuple[str, ...] | None = None,
-        release: str | None = None,
     ) -> Notification | None:
         """Record an attempt (and a status) as :func:`models.dao.notifications.record_attempt` does
-        (``None`` when nothing was recorded), then mirror it and tell the listeners of a final one.
+        (``None`` when nothing was recorded), then mirror it and tell the listeners of a final one."""
+        found = self.record_many(
+            [notification_id], outcome=outcome, status=status, error=error, at=at, only_from=only_from
+        )
+        return found[0]
 
-        ``release``: a key (the send claim the outcome ends) deleted in the mirror's round trip, or
-        on its own when nothing was recorded; one round trip fewer per delivery. Once this returns,
-        the key is gone, or Redis failed and the key expires on its own. Not deleted when this
-        raises: the caller still holds what the key guards.
+    def record_many(
+        self,
+        notification_ids: Sequence[str],
+        *,
+        outcome: str,
+        status: str | None,
+        error: str | None = None,
+        at: dt.datetime | None = None,
+        only_from: tuple[str, ...] | None = None,
+        release: Sequence[str] = (),
+    ) -> list[Notification | None]:
+        """:meth:`record` for many notifications: one UPDATE, one transaction for their listeners,
+        one Redis round trip for their hashes; the rows in the order of ``notification_ids``,
+        ``None`` where nothing was recorded.
+
+        ``release``: keys (the send claims the outcomes end) deleted in that same round trip, even
+        where nothing was recorded; one round trip fewer per delivery. Once this returns, the keys
+        are gone, or Redis failed and they expire on their own. Not deleted when this raises: the
+        callers still hold what the keys guard.
         """
+        ids = list(notification_ids)
         listeners = [x for x in self.listeners if x.wants(status)] if status in FINAL_STATUSES else []
-        actions: list[Callable[[], None]] = []
+        staged: list[tuple[Notification, list[Callable[[], None]]]] = []
         if listeners:
             with dao.transaction():
-                row = dao.record_attempt(
-                    notification_id, outcome=outcome, error=error, status=status, at=at, only_from=only_from
-                )
-                if row is not None:
-                    actions = self._stage(row, listeners)
+                rows = dao.record_attempts(ids, outcome=outcome, error=error, status=status, at=at, only_from=only_from)
+                staged = [(row, self._stage(row, listeners)) for row in rows.values()]
         else:
-            row = dao.record_attempt(
-                notification_id, outcome=outcome, error=error, status=status, at=at, only_from=only_from
-            )
+            rows = dao.record_attempts(ids, outcome=outcome, error=error, status=status, at=at, only_from=only_from)
         try:
-            if row is not None:
-                self.mirror(row, release=release)
-            elif release is not None:
-                self.redis.delete(release)
+            self.mirror_many(list(rows.values()), release=release)
         except redis.exceptions.RedisError as exc:
             # PostgreSQL has the outcome; the Redis copy catches up on the next change (or expires).
             log.warning("status not mirrored to Redis: %s", type(exc).__name__)
-        if row is not None:
+        for row, actions in staged:
             self._run(row, actions)
-        return row
+        return [rows.get(nid) for nid in ids]
 
     def share(self, row: Notification) -> None:
         """Mirror a row already written to PostgreSQL, and announce it if its status is final."""
@@ -187,9 +198,16 @@ class StatusWriter:
             except Exception:
                 log.exception("a status listener's follow-up failed", extra={"notification_id": row.notification_id})
 
-    def mirror(self, row: Notification, *, release: str | None = None) -> None:
+    def mirror(self, row: Notification) -> None:
+        self.mirror_many([row])
+
+    def mirror_many(self, rows: Sequence[Notification], *, release: Sequence[str] = ()) -> None:
+        """The rows' hashes written and the keys in ``release`` deleted, in one round trip."""
+        if not rows and not release:
+            return
         pipe = self.redis.pipeline(transaction=True)
-        queue_status(pipe, self.keys.notification(row.notification_id), row_status(row))
-        if release is not None:
-            pipe.delete(release)
+        for row in rows:
+            queue_status(pipe, self.keys.notification(row.notification_id), row_status(row))
+        if release:
+            pipe.delete(*release)
         pipe.execute()

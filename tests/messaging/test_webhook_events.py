@@ -177,3 +177,14 @@ def test_an_outcome_written_by_another_query_is_told_through_announce(writer):
     writer.announce(changed)
     [delivery] = WebhookDelivery.select()
     assert delivery.event_type == "notification.failed" and len(writer.published) == 1
+
+
+def test_outcomes_recorded_together_each_make_their_own_event(writer):
+    hook = subscribe()
+    rows = [notification(), notification()]
+    recorded = writer.record_many([r.notification_id for r in rows], outcome="delivered", status=DELIVERED)
+    assert all(r is not None and r.status == DELIVERED for r in recorded)
+    made = list(WebhookDelivery.select())
+    assert len(made) == 2 and {d.webhook_id for d in made} == {hook.id}
+    assert len({d.event_id for d in made}) == 2, "one event per notification"
+    assert len(writer.published) == 2

@@ -17,8 +17,6 @@ from models.redis_keys import RedisKeys
 from models.status_writer import StatusWriter
 from tests.support.resources import PG_URL, REDIS_URL
 
-pytestmark = pytest.mark.services
-
 
 @pytest.fixture
 def writer(database_url, redis_prefix):
@@ -55,7 +53,7 @@ def claim(writer: StatusWriter, nid: str) -> str:
 def test_an_outcome_is_recorded_and_mirrored_and_the_claim_released_with_it(writer):
     row = pending()
     key = claim(writer, row.notification_id)
-    recorded = writer.record(row.notification_id, outcome="delivered", status=DELIVERED, release=key)
+    [recorded] = writer.record_many([row.notification_id], outcome="delivered", status=DELIVERED, release=[key])
     assert recorded is not None and recorded.status == DELIVERED
     assert notifications.status_of(row.notification_id) == DELIVERED
     mirrored = writer.redis.hgetall(writer.keys.notification(row.notification_id))
@@ -66,10 +64,10 @@ def test_an_outcome_is_recorded_and_mirrored_and_the_claim_released_with_it(writ
 def test_nothing_to_record_still_releases_the_claim_and_writes_no_status(writer):
     row = pending(status=CANCELLED)
     key = claim(writer, row.notification_id)
-    recorded = writer.record(
-        row.notification_id, outcome="delivered", status=DELIVERED, only_from=OPEN_STATUSES, release=key
+    recorded = writer.record_many(
+        [row.notification_id], outcome="delivered", status=DELIVERED, only_from=OPEN_STATUSES, release=[key]
     )
-    assert recorded is None
+    assert recorded == [None]
     assert notifications.status_of(row.notification_id) == CANCELLED
     assert writer.redis.exists(writer.keys.notification(row.notification_id)) == 0
     assert writer.redis.exists(key) == 0
@@ -80,6 +78,26 @@ def test_a_recording_that_fails_leaves_the_claim_to_its_holder(writer):
     key = claim(writer, row.notification_id)
     bind_databases(notifications=PG_URL.format(name="herald_no_such_database"))  # PostgreSQL refuses
     with pytest.raises(peewee.OperationalError):
-        writer.record(row.notification_id, outcome="delivered", status=DELIVERED, release=key)
+        writer.record_many([row.notification_id], outcome="delivered", status=DELIVERED, release=[key])
     assert writer.redis.get(key) == "1"
     assert writer.redis.exists(writer.keys.notification(row.notification_id)) == 0
+
+
+def test_many_outcomes_in_one_call_each_row_its_own_and_every_claim_released(writer):
+    first, cancelled, second = pending(), pending(status=CANCELLED), pending()
+    unknown = str(uuid.uuid4())
+    ids = [first.notification_id, cancelled.notification_id, unknown, second.notification_id]
+    keys = [claim(writer, nid) for nid in ids]
+    recorded = writer.record_many(ids, outcome="delivered", status=DELIVERED, only_from=OPEN_STATUSES, release=keys)
+    assert [r.notification_id if r else None for r in recorded] == [
+        first.notification_id,
+        None,
+        None,
+        second.notification_id,
+    ]
+    for row in (first, second):
+        assert notifications.status_of(row.notification_id) == DELIVERED
+        assert writer.redis.hget(writer.keys.notification(row.notification_id), "status") == DELIVERED
+        assert [a["outcome"] for a in notifications.get(row.notification_id).attempts] == ["delivered"]
+    assert notifications.status_of(cancelled.notification_id) == CANCELLED
+    assert writer.redis.exists(*keys) == 0
