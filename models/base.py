@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlparse
@@ -22,6 +23,8 @@ notifications_db = peewee.DatabaseProxy()
 
 #: Connections one process may hold per database; web executors and worker threads stay below it.
 POOL_SIZE = 32
+#: A connection back in the pool for less than this goes out again unchecked (see :class:`_Pool`).
+CHECK_AFTER_IDLE_S = 1.0
 
 
 def utcnow() -> dt.datetime:
@@ -65,7 +68,7 @@ def connect_url(url: str) -> peewee.Database:
             check_same_thread=False,
         )
     query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-    return PooledPostgresqlDatabase(
+    return _Pool(
         unquote(parsed.path.lstrip("/")) or "herald",
         user=unquote(parsed.username) if parsed.username else None,
         password=unquote(parsed.password) if parsed.password else None,
@@ -77,6 +80,32 @@ def connect_url(url: str) -> peewee.Database:
         connect_timeout=int(query.pop("connect_timeout", 3)),
         **query,
     )
+
+
+class _Pool(PooledPostgresqlDatabase):
+    """peewee's pool, which checks every connection it hands out with a ``SELECT 1``, except one
+    checked in idle less than :data:`CHECK_AFTER_IDLE_S` ago: a worker takes a connection for each
+    message (``middleware/database.py``), and the check was a round trip per delivery. A connection
+    that dies within that second fails its first query as an absent PostgreSQL does (the caller's
+    outage handling), and is dropped at check-in."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._checked_in: dict[int, float] = {}
+
+    def _close(self, conn, close_conn=False):
+        key = self.conn_key(conn)
+        self._checked_in[key] = time.monotonic()
+        super()._close(conn, close_conn)
+        if close_conn or conn.closed:  # not back in the pool
+            self._checked_in.pop(key, None)
+
+    def _is_closed(self, conn):
+        checked_in = self._checked_in.pop(self.conn_key(conn), None)
+        recent = checked_in is not None and time.monotonic() - checked_in < CHECK_AFTER_IDLE_S
+        if recent and not conn.closed and self._adapter.txn_status(conn) == self._adapter.txn_idle:
+            return False
+        return super()._is_closed(conn)
 
 
 @dataclass(frozen=True)
