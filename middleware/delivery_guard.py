@@ -25,7 +25,7 @@ import logging
 import threading
 
 from dramatiq import Middleware
-from dramatiq.middleware import SkipMessage
+from dramatiq.middleware import MiddlewareError, SkipMessage
 
 from messaging.messages import (
     PROVIDER_ACCEPTED,
@@ -36,7 +36,7 @@ from messaging.messages import (
     notification_of,
 )
 from messaging.topology import CHANNEL_OF_ACTOR
-from middleware.outage import OUTAGE_DELAY_MS
+from middleware.outage import OUTAGE_DELAY_MS, StoreAway
 from models.base import utcnow
 from models.group_commit import GroupCommit
 from models.notification import DELIVERED, EXPIRED, OPEN_STATUSES
@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 CLAIM_WAIT_MS = 5_000
 #: The error an expired notification keeps.
 EXPIRED_ERROR = "expired before it was handed to the provider"
+
+
+class CheckFailed(MiddlewareError):
+    """The checks before a send failed for a reason other than an outage (a defect)."""
 
 
 class DeliveryGuard(Middleware):
@@ -64,13 +68,24 @@ class DeliveryGuard(Middleware):
         self._deliveries = GroupCommit(self._record_delivered)
 
     def before_process_message(self, broker, message):
+        """Raises ``SkipMessage`` or :class:`~middleware.outage.StoreAway` when the message must
+        not be sent now, never anything else: dramatiq would log any other exception and run the
+        actor, unclaimed and unchecked."""
         nid = self._notification_id(message)
         if nid is None:
             return
+        try:
+            self._admit(broker, message, nid)
+        except MiddlewareError:
+            raise
+        except UNAVAILABLE as exc:
+            raise StoreAway(f"{type(exc).__name__} before sending") from exc
+        except Exception as exc:  # a defect: the message is dead-lettered, not sent unchecked
+            raise CheckFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    def _admit(self, broker, message, nid: str) -> None:
         if not self.status.redis.set(self.status.keys.sending(nid), "1", nx=True, px=self.claim_ms):
-            broker.enqueue(message.copy(), delay=CLAIM_WAIT_MS)
-            log.info("another worker is sending this notification; the message waits %d ms", CLAIM_WAIT_MS)
-            raise SkipMessage("send claim held elsewhere")
+            self._wait_for_claim(broker, message)
         with self._lock:
             self._held.add(message.message_id)
         status = self.status.current_status(nid)
@@ -89,6 +104,19 @@ class DeliveryGuard(Middleware):
                 message.options[RECORDED] = EXPIRED
                 log.info("notification expired before it was sent")
             raise SkipMessage("expired")
+
+    @staticmethod
+    def _wait_for_claim(broker, message) -> None:
+        try:
+            broker.enqueue(message.copy(), delay=CLAIM_WAIT_MS)
+        except Exception:
+            # Neither sent nor dropped: the dead-letter queue keeps it for an operator's replay (if
+            # the broker is away, the nack cannot reach it either and RabbitMQ redelivers it).
+            log.exception("the send claim is held elsewhere and the message could not wait", extra={"alert": True})
+            message.fail()
+            raise SkipMessage("send claim held elsewhere; the wait could not be published") from None
+        log.info("another worker is sending this notification; the message waits %d ms", CLAIM_WAIT_MS)
+        raise SkipMessage("send claim held elsewhere")
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         nid = self._notification_id(message)

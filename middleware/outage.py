@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from dramatiq import Middleware
+from dramatiq.middleware import MiddlewareError
 
 from messaging.messages import OUTAGE, RETRY_SCHEDULED
 from models.unavailable import UNAVAILABLE
@@ -21,9 +22,16 @@ log = logging.getLogger(__name__)
 OUTAGE_DELAY_MS = 5_000
 
 
+class StoreAway(MiddlewareError):
+    """A store away in a ``before_process_message`` hook. dramatiq logs any other exception a
+    before hook raises and runs the actor all the same, so a hook that cannot check what it guards
+    raises this (a ``MiddlewareError``, which dramatiq lets through): the actor does not run, and
+    the message waits out the outage like one whose actor met it."""
+
+
 class OutageDelay(Middleware):
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        if not isinstance(exception, UNAVAILABLE) or message.options.get(RETRY_SCHEDULED):
+        if not isinstance(exception, (*UNAVAILABLE, StoreAway)) or message.options.get(RETRY_SCHEDULED):
             return
         try:
             broker.enqueue(message.copy(), delay=OUTAGE_DELAY_MS)
