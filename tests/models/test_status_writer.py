@@ -25,6 +25,7 @@ def writer(database_url, redis_prefix):
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     yield StatusWriter(redis=client, keys=RedisKeys(redis_prefix))
     client.close()
+    bind_databases(notifications=database_url)  # a test may have pointed it at a missing database
     dbs.close()
 
 
