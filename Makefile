@@ -34,7 +34,7 @@ contract: install  ## schemathesis against the gateway on the real services, SCH
 migrate: install  ## apply database migrations and create the bootstrap admin
 	$(BIN)/python -m scripts.migrate
 
-bench: install  ## gateway and delivery curves, each beside its reference, charts in docs/bench (wrk, smtp-sink; ~12 min)
+bench: install  ## gateway and delivery curves, each beside its reference, charts in docs/bench (wrk, smtp-sink; ~6 min)
 	$(BIN)/python -m scripts.bench
 
 screenshots: install  ## retake the console's screenshots in docs/console/ (Debian's chromium, the local services)
