@@ -60,6 +60,13 @@ def start_floor(stack: ExitStack, logs: Path) -> tuple[str, int]:
     return f"http://127.0.0.1:{port}", floor.pid
 
 
+def _measured(herald: Herald, roots: dict[str, int], url: str, **load) -> tuple[dict, dict]:
+    """A wrk run against ``url`` and the CPU every process spent during it (``proc.spent``)."""
+    before = proc.snapshot(roots, herald.backends())
+    result = wrk(url, herald.lua_env, **load)
+    return result, proc.spent(before, proc.snapshot(roots, herald.backends()))
+
+
 def curve(herald: Herald, floor_url: str, floor_pid: int, progress) -> list[dict]:
     roots = {**herald.pids, "floor": floor_pid}
     progress(f"gateway: warm-up, {config.WARMUP_S} s")
@@ -68,14 +75,14 @@ def curve(herald: Herald, floor_url: str, floor_pid: int, progress) -> list[dict
     points = []
     for c in config.CONCURRENCIES:
         progress(f"gateway: bare aiohttp floor, {c} connections, {config.DURATION_S} s")
-        before = proc.snapshot(roots, herald.backends())
-        floor = wrk(floor_url, herald.lua_env, connections=c, duration=config.DURATION_S, run=f"f{c}")
-        floor_window = proc.spent(before, proc.snapshot(roots, herald.backends()))
+        floor, floor_window = _measured(
+            herald, roots, floor_url, connections=c, duration=config.DURATION_S, run=f"f{c}"
+        )
         progress(f"gateway: Herald, {c} connections, {config.DURATION_S} s")
         herald.empty_queue()
-        before = proc.snapshot(roots, herald.backends())
-        gateway = wrk(herald.gateway, herald.lua_env, connections=c, duration=config.DURATION_S, run=f"g{c}")
-        window = proc.spent(before, proc.snapshot(roots, herald.backends()))
+        gateway, window = _measured(
+            herald, roots, herald.gateway, connections=c, duration=config.DURATION_S, run=f"g{c}"
+        )
         request_time_ms = 1000 / floor["rps"]
         point = {
             "connections": c,
@@ -107,21 +114,20 @@ def batches(herald: Herald, progress) -> list[dict]:
         c, seconds = config.REFERENCE_CONCURRENCY, config.DURATION_S
         progress(f"batch: single sends, {c} connections, {seconds} s")
         herald.empty_queue()
-        before = proc.snapshot(herald.pids, herald.backends())
-        single = wrk(herald.gateway, herald.lua_env, connections=c, duration=seconds, run=f"bs{size}")
-        single_window = proc.spent(before, proc.snapshot(herald.pids, herald.backends()))
+        single, single_window = _measured(
+            herald, herald.pids, herald.gateway, connections=c, duration=seconds, run=f"bs{size}"
+        )
         progress(f"batch: {size} sends per request, {config.BATCH_CONNECTIONS} connections, {seconds} s")
         herald.empty_queue()
-        before = proc.snapshot(herald.pids, herald.backends())
-        batch = wrk(
+        batch, window = _measured(
+            herald,
+            herald.pids,
             herald.gateway,
-            herald.lua_env,
             connections=config.BATCH_CONNECTIONS,
             duration=seconds,
             run=f"b{size}",
             batch=size,
         )
-        window = proc.spent(before, proc.snapshot(herald.pids, herald.backends()))
         ratio = round(batch["accepted_per_s"] / single["accepted_per_s"], 2) if single["accepted_per_s"] else None
         cpu = proc.per_unit(window, batch["accepted"], herald.background)
         points.append({"size": size, "connections": config.BATCH_CONNECTIONS, "single": single, "batch": batch})

@@ -5,8 +5,6 @@ and runs the actor anyway; these pin that the guard never lets one through."""
 
 from __future__ import annotations
 
-import uuid
-
 import dramatiq
 import pytest
 import redis
@@ -16,11 +14,12 @@ from messaging.messages import PROVIDER_ACCEPTED
 from middleware.dead_letter import DeadLetter
 from middleware.delivery_guard import DeliveryGuard
 from middleware.outage import OUTAGE_DELAY_MS, OutageDelay
-from models.base import bind_databases, utcnow
+from models.base import bind_databases
 from models.dao import notifications
-from models.notification import DELIVERED, PENDING, Notification
+from models.notification import DELIVERED
 from models.redis_keys import RedisKeys
 from models.status_writer import StatusWriter
+from tests.support.factories import notification
 from tests.support.ports import free_port
 from tests.support.resources import PG_URL, REDIS_URL
 
@@ -28,18 +27,7 @@ from tests.support.resources import PG_URL, REDIS_URL
 @pytest.fixture
 def row(database_url):
     dbs = bind_databases(notifications=database_url)
-    now = utcnow()
-    made = Notification.create(
-        notification_id=str(uuid.uuid4()),
-        request_id=uuid.uuid4().hex,
-        caller="apikey:1",
-        user_id=uuid.uuid4(),
-        template_code="welcome",
-        notification_type="email",
-        status=PENDING,
-        created_at=now,
-        updated_at=now,
-    )
+    made = notification()
     yield made
     bind_databases(notifications=database_url)
     dbs.close()

@@ -10,11 +10,12 @@ import peewee
 import pytest
 import redis
 
-from models.base import bind_databases, utcnow
+from models.base import bind_databases
 from models.dao import notifications
-from models.notification import CANCELLED, DELIVERED, OPEN_STATUSES, PENDING, Notification
+from models.notification import CANCELLED, DELIVERED, OPEN_STATUSES
 from models.redis_keys import RedisKeys
 from models.status_writer import StatusWriter
+from tests.support.factories import notification
 from tests.support.resources import PG_URL, REDIS_URL
 
 
@@ -29,22 +30,6 @@ def writer(database_url, redis_prefix):
     dbs.close()
 
 
-def pending(**fields) -> Notification:
-    now = utcnow()
-    values = dict(
-        notification_id=str(uuid.uuid4()),
-        request_id=uuid.uuid4().hex,
-        caller="apikey:1",
-        user_id=uuid.uuid4(),
-        template_code="welcome",
-        notification_type="email",
-        status=PENDING,
-        created_at=now,
-        updated_at=now,
-    )
-    return Notification.create(**{**values, **fields})
-
-
 def claim(writer: StatusWriter, nid: str) -> str:
     key = writer.keys.sending(nid)
     assert writer.redis.set(key, "1", nx=True, px=60_000)
@@ -52,7 +37,7 @@ def claim(writer: StatusWriter, nid: str) -> str:
 
 
 def test_an_outcome_is_recorded_and_mirrored_and_the_claim_released_with_it(writer):
-    row = pending()
+    row = notification()
     key = claim(writer, row.notification_id)
     [recorded] = writer.record_many([row.notification_id], outcome="delivered", status=DELIVERED, release=[key])
     assert recorded is not None and recorded.status == DELIVERED
@@ -63,7 +48,7 @@ def test_an_outcome_is_recorded_and_mirrored_and_the_claim_released_with_it(writ
 
 
 def test_nothing_to_record_still_releases_the_claim_and_writes_no_status(writer):
-    row = pending(status=CANCELLED)
+    row = notification(status=CANCELLED)
     key = claim(writer, row.notification_id)
     recorded = writer.record_many(
         [row.notification_id], outcome="delivered", status=DELIVERED, only_from=OPEN_STATUSES, release=[key]
@@ -75,7 +60,7 @@ def test_nothing_to_record_still_releases_the_claim_and_writes_no_status(writer)
 
 
 def test_a_recording_that_fails_leaves_the_claim_to_its_holder(writer):
-    row = pending()
+    row = notification()
     key = claim(writer, row.notification_id)
     bind_databases(notifications=PG_URL.format(name="herald_no_such_database"))  # PostgreSQL refuses
     with pytest.raises(peewee.OperationalError):
@@ -85,7 +70,7 @@ def test_a_recording_that_fails_leaves_the_claim_to_its_holder(writer):
 
 
 def test_many_outcomes_in_one_call_each_row_its_own_and_every_claim_released(writer):
-    first, cancelled, second = pending(), pending(status=CANCELLED), pending()
+    first, cancelled, second = notification(), notification(status=CANCELLED), notification()
     unknown = str(uuid.uuid4())
     ids = [first.notification_id, cancelled.notification_id, unknown, second.notification_id]
     keys = [claim(writer, nid) for nid in ids]
